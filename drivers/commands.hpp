@@ -1,0 +1,39 @@
+#pragma once
+/// @file commands.hpp
+/// @brief Subcommand registration and what all subcommands share (JSON summary, timing).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace vsense::drivers {
+
+/// Options every subcommand has.
+struct CommonOptions {
+  bool json = false;     ///< print a one-object JSON summary on stdout
+  bool verbose = false;  ///< debug logging
+  bool quiet = false;    ///< warnings and errors only
+};
+
+/// Each register_* adds one subcommand whose callback does the work (throwing vsense errors).
+void register_model(CLI::App& app, CommonOptions& common);  // model info|export|generate
+void register_modes(CLI::App& app, CommonOptions& common);
+void register_demo(CLI::App& app, CommonOptions& common);
+
+// model subcommands, one file each
+void register_model_info(CLI::App& model, CommonOptions& common);
+void register_model_export(CLI::App& model, CommonOptions& common);
+void register_model_generate(CLI::App& model, CommonOptions& common);
+
+/// Seconds since `start`.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Peak resident memory of this process in bytes (from /proc/self/status VmHWM).
+long long peak_memory_bytes();
+
+/// Escapes a string for a JSON document.
+std::string json_escape(const std::string& s);
+
+}  // namespace vsense::drivers

@@ -1,0 +1,99 @@
+// The `vsense` executable: parses the command line, runs one subcommand, and turns every error
+// into one line on stderr and a distinct exit code.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "commands.hpp"
+#include "vsense/kernels/errors.hpp"
+#include "vsense/version.hpp"
+
+namespace vsense::drivers {
+
+long long peak_memory_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void register_model(CLI::App& app, CommonOptions& common) {
+  auto* model = app.add_subcommand("model", "Inspect, export and generate FE models");
+  model->require_subcommand(1);
+  register_model_info(*model, common);
+  register_model_export(*model, common);
+  register_model_generate(*model, common);
+}
+
+}  // namespace vsense::drivers
+
+int main(int argc, char** argv) {
+  using namespace vsense::drivers;
+  // Log to stderr so that --json output on stdout stays machine-readable.
+  auto logger = spdlog::stderr_color_mt("vsense");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
+
+  CLI::App app{
+      "vsense: modes, sensor placement and stress reconstruction for digital twins of large "
+      "machines.\nRun `vsense SUBCOMMAND --help` for the options of each step."};
+  app.set_version_flag("--version", std::string("vsense ") + VSENSE_VERSION);
+  app.require_subcommand(1);
+  CommonOptions common;
+  app.add_flag("--json", common.json, "Print a one-object JSON summary on stdout");
+  app.add_flag("-v,--verbose", common.verbose, "Debug logging");
+  app.add_flag("-q,--quiet", common.quiet, "Only warnings and errors");
+  app.parse_complete_callback([&] {
+    if (common.verbose) spdlog::set_level(spdlog::level::debug);
+    if (common.quiet) spdlog::set_level(spdlog::level::warn);
+  });
+  register_model(app, common);
+  register_modes(app, common);
+  register_demo(app, common);
+  // Every subcommand accepts --json/-v/-q after its name as well.
+  for (auto* sub : app.get_subcommands({})) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const vsense::Error& e) {
+    std::cerr << "vsense: error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::bad_alloc&) {
+    std::cerr << "vsense: error: out of memory\n";
+    return 8;
+  } catch (const std::exception& e) {
+    std::cerr << "vsense: internal error: " << e.what() << "\n";
+    return 9;
+  }
+  return 0;
+}

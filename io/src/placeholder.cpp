@@ -1,0 +1,1 @@
+// HDF5 layer: implemented in hdf5.cpp

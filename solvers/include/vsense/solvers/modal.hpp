@@ -1,0 +1,39 @@
+#pragma once
+/// @file modal.hpp
+/// @brief Lowest modes of K x = lambda M x (CPU path: shift-invert Lanczos on a CHOLMOD factor).
+#include <Eigen/Dense>
+#include <cstdint>
+#include <limits>
+
+#include "vsense/model/assembly.hpp"
+
+namespace vsense::solvers {
+
+struct ModalOptions {
+  int n_modes = 10;
+  /// Spectral shift sigma in (rad/s)^2; NaN = automatic (a small negative shift, so that
+  /// K - sigma M is positive definite even for free-free models).
+  double shift = std::numeric_limits<double>::quiet_NaN();
+  double tolerance = 1e-12;   ///< relative tolerance on the Ritz values
+  int max_iterations = 1000;  ///< restarts of the Lanczos process
+  int subspace_size = 0;      ///< Lanczos basis size; 0 = automatic
+};
+
+struct ModalResult {
+  Eigen::VectorXd eigenvalues;  ///< [m] ascending, (rad/s)^2
+  Eigen::MatrixXd vectors;      ///< [n_equations, m] mass-normalised
+  Eigen::VectorXd residuals;    ///< [m] ||K x - lambda M x|| / ||K x||
+  double factor_seconds = 0.0;
+  double solve_seconds = 0.0;
+  std::int64_t factor_nonzeros = 0;
+  int iterations = 0;
+};
+
+/// @brief Lowest `n_modes` eigenpairs.
+/// @param[in] stiffness, mass lower triangles (model::SparseMatrix convention)
+/// @throws InputError for an impossible request (more modes than equations),
+///         NumericalError when the factorisation or the iteration fails.
+ModalResult solve_lowest_modes(const model::SparseMatrix& stiffness,
+                               const model::SparseMatrix& mass, const ModalOptions& options);
+
+}  // namespace vsense::solvers

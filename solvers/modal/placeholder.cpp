@@ -1,0 +1,1 @@
+// modal solver: implemented in lanczos.cpp
