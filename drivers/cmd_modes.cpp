@@ -1,8 +1,71 @@
+// vsense modes MODEL.inp --modes M [--fmax HZ] --out modes.h5 [--backend auto|cpu|cuda]
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <iostream>
+
 #include "commands.hpp"
+#include "modes_runner.hpp"
+#include "vsense/kernels/errors.hpp"
+#include "vsense/kernels/executor.hpp"
 
 namespace vsense::drivers {
+
 void register_modes(CLI::App& app, CommonOptions& common) {
-  (void)app;
-  (void)common;
+  struct Args {
+    std::string model, out, backend = "auto", units = "SI";
+    int n_modes = 0;
+    double fmax_hz = 0.0;
+    double shift = std::numeric_limits<double>::quiet_NaN();
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "modes",
+      "Lowest natural modes of an .inp model: K x = lambda M x.\n"
+      "Writes the modes file (frequencies, mass-normalised shapes Phi^T M Phi = I, nodal modal\n"
+      "stresses extrapolated and averaged as CalculiX does, residuals).\n"
+      "Example: vsense modes genset.inp --modes 20 --out modes.h5");
+  cmd->add_option("model", args->model, "Model file (.inp, Abaqus/CalculiX syntax)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--modes,-m", args->n_modes,
+                  "Number of lowest modes (rigid-body modes of a free model included); with "
+                  "--fmax the starting request")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--fmax", args->fmax_hz, "Return every mode below this frequency [Hz]")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--out,-o", args->out, "Output modes file (HDF5)")->required();
+  cmd->add_option("--backend", args->backend, "auto|cpu|cuda (auto: GPU when present)")
+      ->capture_default_str();
+  cmd->add_option("--units", args->units,
+                  "Units the .inp is written in: SI (m, kg, s) or mm-t-s (mm, tonne, s)")
+      ->check(CLI::IsMember({"SI", "mm-t-s"}))
+      ->capture_default_str();
+  cmd->add_option("--shift", args->shift,
+                  "Spectral shift in (rad/s)^2 (default: automatic, below the lowest mode)");
+  cmd->callback([args, &common] {
+    if (args->n_modes == 0 && args->fmax_hz <= 0.0) {
+      throw InputError("give --modes M, --fmax HZ, or both");
+    }
+    const auto executor = make_executor(args->backend);
+    if (executor->backend() != Backend::cpu) {
+      throw NotCompiled(
+          "the modal solver runs on the CPU in this version; use --backend cpu or auto");
+    }
+    spdlog::info("backend: {}", executor->description());
+    ModesRequest request;
+    request.model_path = args->model;
+    request.out_path = args->out;
+    request.units = args->units;
+    request.options.n_modes = args->n_modes > 0 ? args->n_modes : 20;
+    request.options.fmax_hz = args->fmax_hz;
+    request.options.shift = args->shift;
+    const ModesSummary summary = run_modes(request);
+    if (common.json) {
+      std::cout << modes_summary_json(summary, executor->description()) << "\n";
+    }
+  });
 }
+
 }  // namespace vsense::drivers

@@ -1,0 +1,42 @@
+#pragma once
+/// @file modal_analysis.hpp
+/// @brief The whole modal step on a model: assemble, solve, recover modal stresses, and fill the
+/// contents of a modes file.
+#include <cstdint>
+#include <limits>
+
+#include "vsense/io/modes_file.hpp"
+#include "vsense/model/model.hpp"
+#include "vsense/solvers/modal.hpp"
+
+namespace vsense::solvers {
+
+struct ModalAnalysisOptions {
+  int n_modes = 10;  ///< modes wanted (with fmax_hz: the first batch size)
+  /// When > 0: return every mode below this frequency (the request grows until one mode above
+  /// it is found); n_modes is then the starting size.
+  double fmax_hz = 0.0;
+  double shift = std::numeric_limits<double>::quiet_NaN();  ///< see ModalOptions::shift
+  /// Largest acceptable relative residual; above it the analysis fails (NumericalError).
+  double max_residual = 1e-6;
+};
+
+/// What the analysis did, for logs and `--json`.
+struct ModalAnalysisReport {
+  std::int64_t n_equations = 0;
+  std::int64_t stiffness_nonzeros = 0;  ///< lower triangle incl. diagonal
+  std::int64_t factor_nonzeros = 0;
+  double assemble_seconds = 0.0;
+  double factor_seconds = 0.0;
+  double solve_seconds = 0.0;
+  double stress_seconds = 0.0;
+  int solves = 0;  ///< eigen-solves run (more than one when fmax_hz grew the request)
+};
+
+/// @brief Lowest modes of the model with mass-normalised shapes on all nodes and nodal modal
+/// stresses. The returned data lack units and source hash (the caller knows them).
+/// @throws InputError for impossible requests, NumericalError when a check fails.
+io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptions& options,
+                             ModalAnalysisReport* report = nullptr);
+
+}  // namespace vsense::solvers

@@ -1,0 +1,106 @@
+#include "vsense/solvers/modal_analysis.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <numbers>
+
+#include "vsense/kernels/errors.hpp"
+#include "vsense/model/assembly.hpp"
+
+namespace vsense::solvers {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+double frequency_hz(double eigenvalue) {
+  return std::sqrt(std::max(eigenvalue, 0.0)) / (2.0 * std::numbers::pi);
+}
+}  // namespace
+
+io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptions& options,
+                             ModalAnalysisReport* report) {
+  ModalAnalysisReport local;
+  ModalAnalysisReport& rep = report ? *report : local;
+  if (options.n_modes < 1) {
+    throw InputError(fmt::format("--modes must be at least 1 (got {})", options.n_modes));
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  const model::DofMap dofs = model::build_dof_map(model);
+  const model::SystemMatrices system = model::assemble(model, dofs);
+  rep.n_equations = dofs.n_equations;
+  rep.stiffness_nonzeros = system.stiffness.nonZeros();
+  rep.assemble_seconds = seconds_since(start);
+  spdlog::info("assembled K and M: {} equations, {} nonzeros in {:.2f} s", dofs.n_equations,
+               system.stiffness.nonZeros(), rep.assemble_seconds);
+  if (dofs.n_equations == 0) throw InputError("the model has no free degree of freedom");
+
+  ModalOptions solver_options;
+  solver_options.shift = options.shift;
+  solver_options.n_modes = options.n_modes;
+  ModalResult result;
+  for (;;) {
+    solver_options.n_modes =
+        static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
+    result = solve_lowest_modes(system.stiffness, system.mass, solver_options);
+    ++rep.solves;
+    rep.factor_seconds += result.factor_seconds;
+    rep.solve_seconds += result.solve_seconds;
+    rep.factor_nonzeros = result.factor_nonzeros;
+    if (options.fmax_hz <= 0.0) break;
+    const double highest = frequency_hz(result.eigenvalues(result.eigenvalues.size() - 1));
+    if (highest > options.fmax_hz || solver_options.n_modes >= dofs.n_equations) break;
+    spdlog::info("{} modes reach only {:.4g} Hz < fmax {:.4g} Hz: asking for {}",
+                 solver_options.n_modes, highest, options.fmax_hz, 2 * solver_options.n_modes);
+    solver_options.n_modes *= 2;
+  }
+
+  int m = static_cast<int>(result.eigenvalues.size());
+  if (options.fmax_hz > 0.0) {
+    int below = 0;
+    while (below < m && frequency_hz(result.eigenvalues(below)) <= options.fmax_hz) ++below;
+    m = below;
+    if (m == 0) {
+      throw InputError(fmt::format("no mode lies below --fmax {} Hz (lowest is {:.6g} Hz)",
+                                   options.fmax_hz, frequency_hz(result.eigenvalues(0))));
+    }
+  }
+  for (int i = 0; i < m; ++i) {
+    if (!(result.residuals(i) <= options.max_residual)) {
+      throw NumericalError(fmt::format(
+          "mode {} ({:.6g} Hz) has relative residual {:.3g} above the limit {:.1g}", i + 1,
+          frequency_hz(result.eigenvalues(i)), result.residuals(i), options.max_residual));
+    }
+  }
+
+  start = std::chrono::steady_clock::now();
+  io::ModesData data;
+  const std::size_t n_nodes = model.n_nodes();
+  data.node_ids = model.node_ids;
+  data.coordinates.resize(3 * n_nodes);
+  for (std::size_t i = 0; i < n_nodes; ++i) {
+    for (int d = 0; d < 3; ++d) data.coordinates[3 * i + d] = model.coordinates[i][d];
+  }
+  data.eigenvalues.resize(m);
+  data.frequencies_hz.resize(m);
+  data.residuals.resize(m);
+  data.shapes.resize(static_cast<std::size_t>(m) * n_nodes * 3);
+  data.nodal_stress.resize(static_cast<std::size_t>(m) * n_nodes * 6);
+  for (int i = 0; i < m; ++i) {
+    data.eigenvalues[i] = result.eigenvalues(i);
+    data.frequencies_hz[i] = frequency_hz(result.eigenvalues(i));
+    data.residuals[i] = result.residuals(i);
+    double* shape = data.shapes.data() + static_cast<std::size_t>(i) * n_nodes * 3;
+    model::expand_to_nodes(dofs, result.vectors.col(i).data(), shape);
+    model::nodal_stress(model, shape,
+                        data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
+  }
+  rep.stress_seconds = seconds_since(start);
+  return data;
+}
+
+}  // namespace vsense::solvers
