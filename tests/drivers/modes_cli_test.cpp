@@ -1,0 +1,116 @@
+// The `vsense modes` and `vsense model export` commands end to end: success with --json, and
+// one-line errors with non-zero exits and no output file for bad requests.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/test_support.hpp"
+#include "vsense/io/modes_file.hpp"
+
+namespace {
+
+using vsense::test::run_vsense;
+using vsense::test::ScratchDir;
+
+/// A steel bar of 4 C3D8 elements clamped at one end, written as .inp.
+std::string write_bar(const ScratchDir& dir, const std::string& extra = "") {
+  const std::string path = dir.file("bar.inp");
+  std::ofstream out(path);
+  out << "*NODE, NSET=NALL\n";
+  int id = 1;
+  for (int i = 0; i <= 4; ++i) {
+    for (int j = 0; j <= 1; ++j) {
+      for (int k = 0; k <= 1; ++k) {
+        out << id++ << ", " << 0.1 * i << ", " << 0.02 * j << ", " << 0.03 * k << "\n";
+      }
+    }
+  }
+  auto n = [](int i, int j, int k) { return 1 + 4 * i + 2 * j + k; };
+  out << "*ELEMENT, TYPE=C3D8, ELSET=EALL\n";
+  for (int i = 0; i < 4; ++i) {
+    out << i + 1 << ", " << n(i, 0, 0) << ", " << n(i + 1, 0, 0) << ", " << n(i + 1, 1, 0)
+        << ", " << n(i, 1, 0) << ", " << n(i, 0, 1) << ", " << n(i + 1, 0, 1) << ", "
+        << n(i + 1, 1, 1) << ", " << n(i, 1, 1) << "\n";
+  }
+  out << "*NSET, NSET=CLAMP\n1, 2, 3, 4\n*BOUNDARY\nCLAMP, 1, 3\n"
+      << "*MATERIAL, NAME=STEEL\n*ELASTIC\n210e9, 0.3\n*DENSITY\n7850\n"
+      << "*SOLID SECTION, ELSET=EALL, MATERIAL=STEEL\n"
+      << extra;
+  return path;
+}
+
+int count_lines(const std::string& s) {
+  int lines = 0;
+  for (char c : s) lines += c == '\n';
+  return lines;
+}
+
+TEST(ModesCommand, WritesModesFileAndJsonSummary) {
+  ScratchDir dir("modes-cli");
+  const auto model = write_bar(dir);
+  const auto out = dir.file("modes.h5");
+  const auto r = run_vsense("modes '" + model + "' --modes 5 --out '" + out + "' --json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"command\":\"modes\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"n_modes\":5"), std::string::npos) << r.out;
+  const auto modes = vsense::io::read_modes(out);
+  ASSERT_EQ(modes.n_modes(), 5u);
+  EXPECT_EQ(modes.n_nodes(), 20u);
+  for (std::size_t i = 1; i < modes.n_modes(); ++i) {
+    EXPECT_LE(modes.frequencies_hz[i - 1], modes.frequencies_hz[i]);
+  }
+  EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
+}
+
+TEST(ModesCommand, BadRequestsFailWithOneLineAndNoOutput) {
+  ScratchDir dir("modes-cli-bad");
+  const auto model = write_bar(dir);
+  const auto out = dir.file("modes.h5");
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases = {
+      {"modes '" + model + "' --modes 500 --out '" + out + "'", "modes"},
+      {"modes '" + model + "' --out '" + out + "'", "--modes"},
+      {"modes '" + model + "' --modes 3 --out '" + out + "' --backend tpu", "tpu"},
+      {"modes '" + dir.file("missing.inp") + "' --modes 3 --out '" + out + "'", "missing.inp"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_vsense(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << c.args;
+  }
+  // A malformed model: the error names file and line, on one line.
+  const auto bad = write_bar(dir, "*ELEMENT, TYPE=C3D8, ELSET=EALL\n9, 1, 2, 3\n");
+  const auto r = run_vsense("modes '" + bad + "' --modes 3 --out '" + out + "'");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bar.inp:"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(ModelExportCommand, WritesSymmetricMatrixMarketFiles) {
+  ScratchDir dir("export-cli");
+  const auto model = write_bar(dir);
+  const auto r = run_vsense("model export '" + model + "' --out-dir '" + dir.file("mtx") + "' -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream k(dir.file("mtx/K.mtx"));
+  std::string header;
+  std::getline(k, header);
+  EXPECT_EQ(header, "%%MatrixMarket matrix coordinate real symmetric");
+  std::string line;
+  while (std::getline(k, line) && !line.empty() && line[0] == '%') {
+  }
+  std::istringstream sizes(line);
+  long rows = 0, cols = 0, nnz = 0;
+  sizes >> rows >> cols >> nnz;
+  EXPECT_EQ(rows, 3 * 16);  // 20 nodes, 4 clamped
+  EXPECT_EQ(cols, rows);
+  EXPECT_GT(nnz, rows);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("mtx/M.mtx")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("mtx/dofs.txt")));
+}
+
+}  // namespace
