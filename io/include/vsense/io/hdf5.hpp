@@ -21,6 +21,13 @@ public:
   Handle& operator=(Handle&& other) noexcept;
   ~Handle() { reset(); }
   void reset() noexcept;
+  /// Gives up ownership without closing (for a checked close by the caller).
+  hid_t release() noexcept {
+    const hid_t id = id_;
+    id_ = -1;
+    closer_ = nullptr;
+    return id;
+  }
   hid_t get() const noexcept { return id_; }
   explicit operator bool() const noexcept { return id_ >= 0; }
 
@@ -33,8 +40,12 @@ private:
 class File {
 public:
   enum class Mode { read, create };
+  /// @throws InputError (read: missing, not HDF5, truncated) or IoError (create) naming the file.
   File(const std::string& path, Mode mode);
   const std::string& path() const noexcept { return path_; }
+  /// Flushes and closes the file, checked (the destructor closes too but cannot report a
+  /// failed final flush, so writers call close() before committing). @throws IoError
+  void close();
   hid_t id() const noexcept { return file_.get(); }
 
   void create_group(const std::string& group);
@@ -62,7 +73,12 @@ public:
   std::int64_t int_attribute(const std::string& object, const std::string& name) const;
 
 private:
+  /// Throws the error class of this file's mode (InputError reading, IoError writing) with
+  /// "PATH: what" and the innermost HDF5 message.
+  [[noreturn]] void fail(const std::string& what) const;
+
   std::string path_;
+  Mode mode_;
   Handle file_;
 };
 

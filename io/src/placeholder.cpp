@@ -1,1 +1,0 @@
-// HDF5 layer: implemented in hdf5.cpp
