@@ -18,6 +18,7 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     int n_modes = 0;
     double fmax_hz = 0.0;
     double shift = std::numeric_limits<double>::quiet_NaN();
+    bool no_sturm = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -44,6 +45,8 @@ void register_modes(CLI::App& app, CommonOptions& common) {
       ->capture_default_str();
   cmd->add_option("--shift", args->shift,
                   "Spectral shift in (rad/s)^2 (default: automatic, below the lowest mode)");
+  cmd->add_flag("--no-sturm-check", args->no_sturm,
+               "Skip the Sturm-sequence proof that no mode is missing (an LDL^T factorisation)");
   cmd->callback([args, &common] {
     if (args->n_modes == 0 && args->fmax_hz <= 0.0) {
       throw InputError("give --modes M, --fmax HZ, or both");
@@ -61,6 +64,7 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     request.options.n_modes = args->n_modes > 0 ? args->n_modes : 20;
     request.options.fmax_hz = args->fmax_hz;
     request.options.shift = args->shift;
+    request.options.sturm_check = !args->no_sturm;
     const ModesSummary summary = run_modes(request);
     if (common.json) {
       std::cout << modes_summary_json(summary, executor->description()) << "\n";

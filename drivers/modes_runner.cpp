@@ -55,12 +55,13 @@ std::string modes_summary_json(const ModesSummary& s, const std::string& backend
       R"("n_elements":{},"n_equations":{},"stiffness_nonzeros":{},"factor_nonzeros":{},)"
       R"("n_modes":{},"frequencies_hz":[{:.12g}],"residuals":[{:.3e}],)"
       R"("timings_s":{{"read":{:.3f},"assemble":{:.3f},"factor":{:.3f},"solve":{:.3f},)"
-      R"("stress":{:.3f},"write":{:.3f},"total":{:.3f}}},"peak_memory_bytes":{}}})",
+      R"("stress":{:.3f},"sturm":{:.3f},"write":{:.3f},"total":{:.3f}}},"sturm_count":{},)"
+      R"("peak_memory_bytes":{}}})",
       json_escape(s.model_path), json_escape(s.out_path), json_escape(backend), s.n_nodes,
       s.n_elements, r.n_equations, r.stiffness_nonzeros, r.factor_nonzeros,
       s.frequencies_hz.size(), fmt::join(s.frequencies_hz, ","), fmt::join(s.residuals, ","),
       s.read_seconds, r.assemble_seconds, r.factor_seconds, r.solve_seconds, r.stress_seconds,
-      s.write_seconds, s.total_seconds, s.peak_memory_bytes);
+      r.sturm_seconds, s.write_seconds, s.total_seconds, r.sturm_count, s.peak_memory_bytes);
 }
 
 }  // namespace vsense::drivers

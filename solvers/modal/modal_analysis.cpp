@@ -9,6 +9,7 @@
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
+#include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
 
@@ -75,6 +76,13 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
           "mode {} ({:.6g} Hz) has relative residual {:.3g} above the limit {:.1g}", i + 1,
           frequency_hz(result.eigenvalues(i)), result.residuals(i), options.max_residual));
     }
+  }
+
+  if (options.sturm_check) {
+    const SturmCount count =
+        check_completeness(system.stiffness, system.mass, result.eigenvalues.data(), m);
+    rep.sturm_seconds = count.seconds;
+    rep.sturm_count = count.below;
   }
 
   start = std::chrono::steady_clock::now();

@@ -19,6 +19,8 @@ struct ModalAnalysisOptions {
   double shift = std::numeric_limits<double>::quiet_NaN();  ///< see ModalOptions::shift
   /// Largest acceptable relative residual; above it the analysis fails (NumericalError).
   double max_residual = 1e-6;
+  /// Prove with a Sturm count that no mode is missing below the returned ones.
+  bool sturm_check = true;
 };
 
 /// What the analysis did, for logs and `--json`.
@@ -30,6 +32,8 @@ struct ModalAnalysisReport {
   double factor_seconds = 0.0;
   double solve_seconds = 0.0;
   double stress_seconds = 0.0;
+  double sturm_seconds = 0.0;
+  std::int64_t sturm_count = -1;  ///< eigenvalues below the check's shift (-1: not checked)
   int solves = 0;  ///< eigen-solves run (more than one when fmax_hz grew the request)
 };
 
