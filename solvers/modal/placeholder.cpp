@@ -1,1 +1,0 @@
-// modal solver: implemented in lanczos.cpp
