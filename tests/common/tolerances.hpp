@@ -1,0 +1,63 @@
+#pragma once
+/// @file tolerances.hpp
+/// @brief The tolerances of the modal checks against CalculiX and closed-form results, in one
+/// place, each with the reason for its value. Tests print actual vs these.
+///
+/// The comparison with CalculiX is of two programs solving the *same* discrete problem (same
+/// elements, integration and mass matrices by contract), so the bounds come from what limits
+/// the reference's accuracy, not from discretisation error:
+/// - ccx's eigenvalues are read in full double precision from its .eig file, but ARPACK stops
+///   at a tolerance of 1e-2 on the Ritz residual with a shift of 1 (rad/s)^2; measured on the
+///   test models, eigenvalues move by < 1e-14 (restrained) and < 1e-7 (free-free, where the
+///   shift-inverted operator is dominated by the rigid-body modes) between 12 and 60 requested
+///   modes.
+/// - ccx writes shapes and stresses with 6 significant digits (E12.5): a rounding error of
+///   5e-6 of each value, so of at most 5e-6 of the mode's peak.
+namespace vsense::test::tolerance {
+
+/// Relative error of each compared natural frequency. 1e-6 is ~50x above the worst ccx
+/// eigenvalue error seen on the free-free model (2e-8 in frequency), and loose enough for an
+/// iterative eigensolver converged to ~1e-10 residual; a real formulation difference (e.g. a
+/// different mass matrix or integration rule) shows up at 1e-4 and above.
+inline constexpr double frequency_rel = 1e-6;
+
+/// Modal assurance criterion for non-repeated modes. Shapes rounded to 6 digits lose about
+/// 1e-10 of MAC; a shape that is truly different (e.g. two modes swapped) has MAC well below
+/// 0.99. 0.9999 allows eigenvector error ~ residual / relative gap of 1e-2 at gaps of 1e-2.
+inline constexpr double mac_min = 0.9999;
+
+/// Repeated (degenerate) eigenvalues: the eigenvectors are arbitrary within their subspace, so
+/// the subspaces are compared instead: every principal angle's cos^2 must reach this (the
+/// subspace analogue of MAC, same reasoning).
+inline constexpr double subspace_cos2_min = 0.9999;
+
+/// Modes whose reference eigenvalues are closer than this (relative) are compared as one
+/// subspace. Eigenvectors are determined only to ~ (eigensolver error) / (relative gap): with
+/// relative errors around 1e-8 a gap of 1e-4 still fixes the vectors to 1e-4.
+inline constexpr double degenerate_rel_gap = 1e-4;
+
+/// Nodal stresses, max |sigma_vsense - sigma_ccx| over nodes and components, relative to the
+/// mode's peak |sigma_ccx|: ccx's 6-digit output accounts for <= 5e-6; the remaining budget is
+/// for eigenvector error. Extrapolation or averaging done differently shows up at >= 1e-2.
+inline constexpr double stress_rel_peak = 1e-4;
+
+/// Mode shape amplitude (after matching sign or subspace rotation), max |phi_vsense - phi_ccx|
+/// relative to the mode's peak |phi_ccx|: checks mass normalisation as well as shape, same
+/// budget as the stresses.
+inline constexpr double shape_rel_peak = 1e-4;
+
+/// A mode counts as rigid-body when its frequency is below this fraction of the first elastic
+/// mode's; numerically, rigid-body eigenvalues of a double precision solve sit at
+/// ~1e-14 * lambda_max, i.e. frequencies ~1e-7 of the elastic ones.
+inline constexpr double rigid_body_frequency_ratio = 1e-3;
+
+/// Total mass and centre of mass against the exact values of the generated models: the
+/// geometry is exact (see tests/data/ccx/make_models.py) and every mass rule integrates it
+/// exactly, so only summation round-off remains: ~1e-16 * sqrt(n_elements).
+inline constexpr double mass_rel = 1e-12;
+
+/// ccx prints masses and centres of gravity with 7 significant digits (E13.6): 5e-7 relative,
+/// with margin. Centre-of-mass coordinates are compared relative to the model's size.
+inline constexpr double ccx_printed_mass_rel = 1e-6;
+
+}  // namespace vsense::test::tolerance
