@@ -1,0 +1,309 @@
+// CPU modal solver against Eigen's dense generalized eigensolver and closed-form spring chains.
+#include "vsense/solvers/modal.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <numbers>
+#include <random>
+
+#include "vsense/kernels/errors.hpp"
+
+namespace vsense::solvers {
+namespace {
+
+using model::SparseMatrix;
+using Triplet = Eigen::Triplet<double, std::int64_t>;
+
+// Tolerances of these tests, in one place. The problems are well conditioned (lambda_max /
+// lambda_min <= 1e5), so the dense reference itself is accurate to ~1e-13 relative on the lowest
+// eigenvalues; the solver's own tolerance is 1e-12.
+constexpr double eigenvalue_relative_tolerance = 1e-10;
+constexpr double mac_minimum = 0.999999;
+constexpr double orthonormality_tolerance = 1e-10;
+constexpr double residual_tolerance = 1e-8;
+
+SparseMatrix from_triplets(std::int64_t n, const std::vector<Triplet>& triplets) {
+  SparseMatrix matrix(n, n);
+  matrix.setFromTriplets(triplets.begin(), triplets.end());
+  return matrix;
+}
+
+Eigen::MatrixXd dense(const SparseMatrix& lower) {
+  const SparseMatrix full = lower.selfadjointView<Eigen::Lower>();
+  return Eigen::MatrixXd(full);
+}
+
+// Random sparse symmetric matrix, lower triangle, about `per_row` off-diagonal entries per row,
+// made positive definite by strict diagonal dominance (diagonal = row sum + `margin` * U(1, 2)).
+SparseMatrix random_spd(std::int64_t n, int per_row, double margin, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::uniform_int_distribution<std::int64_t> column(0, n - 1);
+  std::vector<double> row_sum(static_cast<std::size_t>(n), 0.0);
+  std::vector<Triplet> triplets;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int e = 0; e < per_row / 2; ++e) {
+      const std::int64_t j = column(random);
+      if (j == i) continue;
+      const double value = uniform(random);
+      triplets.emplace_back(std::max(i, j), std::min(i, j), value);
+      row_sum[i] += std::abs(value);
+      row_sum[j] += std::abs(value);
+    }
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    triplets.emplace_back(i, i, row_sum[i] + margin * (1.5 + 0.5 * uniform(random)));
+  }
+  return from_triplets(n, triplets);  // duplicates are summed: still dominant
+}
+
+// Free-free chain: n masses `mass` joined by n - 1 springs `stiffness`.
+struct Chain {
+  SparseMatrix stiffness, mass;
+};
+Chain free_free_chain(std::int64_t n, double stiffness, double mass) {
+  std::vector<Triplet> k, m;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double ends = (i == 0 || i == n - 1) ? 1.0 : 2.0;
+    k.emplace_back(i, i, ends * stiffness);
+    if (i > 0) k.emplace_back(i, i - 1, -stiffness);
+    m.emplace_back(i, i, mass);
+  }
+  return {from_triplets(n, k), from_triplets(n, m)};
+}
+
+// Eigenvalues of the free-free chain: the path graph's Laplacian has eigenvalues
+// 2 - 2 cos(j pi / n), j = 0..n-1, so lambda_j = (2 k / m) (1 - cos(j pi / n)).
+double chain_eigenvalue(std::int64_t j, std::int64_t n, double stiffness, double mass) {
+  return 2.0 * stiffness / mass * (1.0 - std::cos(static_cast<double>(j) * std::numbers::pi / n));
+}
+
+double max_orthonormality_error(const SparseMatrix& mass, const Eigen::MatrixXd& vectors) {
+  const Eigen::MatrixXd gram =
+      vectors.transpose() * (mass.selfadjointView<Eigen::Lower>() * vectors);
+  return (gram - Eigen::MatrixXd::Identity(gram.rows(), gram.cols())).cwiseAbs().maxCoeff();
+}
+
+// Modal assurance criterion in the M inner product (sign and scale free).
+double mac(const Eigen::MatrixXd& mass, const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  const double ab = a.dot(mass * b);
+  return ab * ab / (a.dot(mass * a) * b.dot(mass * b));
+}
+
+TEST(ModalSolver, RandomSparseProblemMatchesDenseReference) {
+  const std::int64_t n = 300;
+  const SparseMatrix stiffness = random_spd(n, 8, 0.05, 1);
+  const SparseMatrix mass = random_spd(n, 4, 5.0, 2);
+  ModalOptions options;
+  options.n_modes = 12;
+  const ModalResult result = solve_lowest_modes(stiffness, mass, options);
+
+  const Eigen::MatrixXd k = dense(stiffness), m = dense(mass);
+  const Eigen::GeneralizedSelfAdjointEigenSolver<Eigen::MatrixXd> reference(k, m);
+  ASSERT_EQ(result.eigenvalues.size(), options.n_modes);
+  ASSERT_EQ(result.vectors.rows(), n);
+  ASSERT_EQ(result.vectors.cols(), options.n_modes);
+  for (int j = 0; j < options.n_modes; ++j) {
+    const double expected = reference.eigenvalues()[j];
+    EXPECT_LE(std::abs(result.eigenvalues[j] - expected) / std::abs(expected),
+              eigenvalue_relative_tolerance)
+        << "mode " << j << ": " << result.eigenvalues[j] << " vs " << expected;
+    EXPECT_GE(mac(m, result.vectors.col(j), reference.eigenvectors().col(j)), mac_minimum)
+        << "mode " << j;
+  }
+  EXPECT_GT(result.factor_nonzeros, 0);
+  EXPECT_GE(result.iterations, 1);
+}
+
+TEST(ModalSolver, FreeFreeChainMatchesClosedForm) {
+  const std::int64_t n = 200;
+  const double k = 3.0e6, m = 2.5;  // eigenvalues up to 4.8e6 (rad/s)^2
+  const Chain chain = free_free_chain(n, k, m);
+  ModalOptions options;
+  options.n_modes = 15;
+  const ModalResult result = solve_lowest_modes(chain.stiffness, chain.mass, options);
+  // The rigid-body mode: zero up to round-off of the largest eigenvalue.
+  EXPECT_LE(std::abs(result.eigenvalues[0]), 1e-12 * 4 * k / m);
+  for (int j = 1; j < options.n_modes; ++j) {
+    const double expected = chain_eigenvalue(j, n, k, m);
+    EXPECT_LE(std::abs(result.eigenvalues[j] - expected) / expected, eigenvalue_relative_tolerance)
+        << "mode " << j << ": " << result.eigenvalues[j] << " vs " << expected;
+  }
+  // The rigid mode is a uniform translation: x = 1 / sqrt(n m).
+  const double uniform = 1.0 / std::sqrt(n * m);
+  EXPECT_LE((result.vectors.col(0).cwiseAbs().array() - uniform).abs().maxCoeff(), 1e-8 * uniform);
+}
+
+TEST(ModalSolver, EigenvaluesAscendAndModesAreMassOrthonormal) {
+  const Chain chain = free_free_chain(500, 1.0, 1.0);
+  const SparseMatrix stiffness = random_spd(400, 6, 0.1, 3);
+  const SparseMatrix mass = random_spd(400, 6, 2.0, 4);
+  for (const auto& [k, m] : {std::pair{chain.stiffness, chain.mass}, std::pair{stiffness, mass}}) {
+    ModalOptions options;
+    options.n_modes = 25;
+    const ModalResult result = solve_lowest_modes(k, m, options);
+    for (int j = 1; j < options.n_modes; ++j) {
+      EXPECT_LE(result.eigenvalues[j - 1], result.eigenvalues[j]);
+    }
+    EXPECT_LE(max_orthonormality_error(m, result.vectors), orthonormality_tolerance);
+  }
+}
+
+TEST(ModalSolver, ResidualsAreSmallAndMatchTheirDefinition) {
+  const Chain chain = free_free_chain(300, 2.0e5, 0.7);
+  ModalOptions options;
+  options.n_modes = 20;
+  const ModalResult result = solve_lowest_modes(chain.stiffness, chain.mass, options);
+  ASSERT_EQ(result.residuals.size(), options.n_modes);
+  EXPECT_LE(result.residuals.maxCoeff(), residual_tolerance);
+  // Flexible modes: exactly the contract's ||K x - lambda M x|| / ||K x||.
+  const Eigen::MatrixXd k = dense(chain.stiffness), m = dense(chain.mass);
+  for (int j = 1; j < options.n_modes; ++j) {
+    const Eigen::VectorXd x = result.vectors.col(j);
+    const double expected = (k * x - result.eigenvalues[j] * m * x).norm() / (k * x).norm();
+    // Both are round-off (1e-14..1e-11, computed in different orders): same magnitude.
+    EXPECT_NEAR(result.residuals[j], expected, 0.5 * expected + 1e-13) << "mode " << j;
+  }
+}
+
+TEST(ModalSolver, RepeatedEigenvaluesAreAllFound) {
+  // Two identical, uncoupled free-free chains: every eigenvalue is double (two rigid modes).
+  const std::int64_t n = 120;
+  const Chain chain = free_free_chain(n, 1.0e4, 1.0);
+  std::vector<Triplet> k, m;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (int col = 0; col < n; ++col) {
+      for (SparseMatrix::InnerIterator it(chain.stiffness, col); it; ++it) {
+        k.emplace_back(it.row() + copy * n, it.col() + copy * n, it.value());
+      }
+      m.emplace_back(col + copy * n, col + copy * n, 1.0);
+    }
+  }
+  const SparseMatrix stiffness = from_triplets(2 * n, k), mass = from_triplets(2 * n, m);
+  ModalOptions options;
+  options.n_modes = 10;
+  const ModalResult result = solve_lowest_modes(stiffness, mass, options);
+  for (int j = 0; j < options.n_modes; ++j) {
+    const double expected = chain_eigenvalue(j / 2, n, 1.0e4, 1.0);
+    EXPECT_NEAR(result.eigenvalues[j], expected, 1e-10 * std::max(expected, 1.0))
+        << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(mass, result.vectors), orthonormality_tolerance);
+}
+
+TEST(ModalSolver, AllModesOfASmallModel) {
+  const Chain chain = free_free_chain(7, 1.0, 2.0);
+  ModalOptions options;
+  options.n_modes = 7;
+  const ModalResult result = solve_lowest_modes(chain.stiffness, chain.mass, options);
+  for (int j = 1; j < 7; ++j) {
+    EXPECT_NEAR(result.eigenvalues[j], chain_eigenvalue(j, 7, 1.0, 2.0), 1e-12);
+  }
+  EXPECT_LE(max_orthonormality_error(chain.mass, result.vectors), orthonormality_tolerance);
+}
+
+TEST(ModalSolver, MoreModesThanEquationsIsInputError) {
+  const Chain chain = free_free_chain(10, 1.0, 1.0);
+  ModalOptions options;
+  options.n_modes = 11;
+  EXPECT_THROW(solve_lowest_modes(chain.stiffness, chain.mass, options), InputError);
+  options.n_modes = 0;
+  EXPECT_THROW(solve_lowest_modes(chain.stiffness, chain.mass, options), InputError);
+}
+
+TEST(ModalSolver, MismatchedMatrixSizesAreInputError) {
+  const Chain a = free_free_chain(10, 1.0, 1.0), b = free_free_chain(9, 1.0, 1.0);
+  try {
+    solve_lowest_modes(a.stiffness, b.mass, ModalOptions{});
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("10x10 but M is 9x9"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModalSolver, ShiftAboveTheLowestEigenvalueIsNumericalError) {
+  const Chain chain = free_free_chain(50, 1.0, 1.0);
+  ModalOptions options;
+  options.n_modes = 5;
+  options.shift = 0.5 * (chain_eigenvalue(1, 50, 1.0, 1.0) + chain_eigenvalue(2, 50, 1.0, 1.0));
+  try {
+    solve_lowest_modes(chain.stiffness, chain.mass, options);
+    FAIL() << "expected NumericalError";
+  } catch (const NumericalError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("not positive definite"), std::string::npos) << message;
+    EXPECT_NE(message.find("n = 50"), std::string::npos) << message;
+  }
+}
+
+TEST(ModalSolver, ShiftOnAnEigenvalueGivesCorrectModesOrNumericalError) {
+  // sigma = 0 on a free-free chain makes K - sigma M = K exactly singular (K * ones = 0 in
+  // floating point). The guarantee: either a NumericalError, or a result that passed the
+  // solver's residual and orthonormality checks, hence matches the closed form.
+  const std::int64_t n = 60;
+  const Chain chain = free_free_chain(n, 1.0, 1.0);
+  ModalOptions options;
+  options.n_modes = 6;
+  options.shift = 0.0;
+  try {
+    const ModalResult result = solve_lowest_modes(chain.stiffness, chain.mass, options);
+    for (int j = 0; j < options.n_modes; ++j) {
+      EXPECT_NEAR(result.eigenvalues[j], chain_eigenvalue(j, n, 1.0, 1.0), 1e-8) << "mode " << j;
+    }
+    EXPECT_LE(max_orthonormality_error(chain.mass, result.vectors), 1e-8);
+  } catch (const NumericalError& e) {
+    SUCCEED() << e.what();
+  }
+}
+
+TEST(ModalSolver, NonConvergenceIsNumericalError) {
+  const Chain chain = free_free_chain(400, 1.0, 1.0);
+  ModalOptions options;
+  options.n_modes = 30;
+  options.subspace_size = 31;
+  options.max_iterations = 1;
+  EXPECT_THROW(solve_lowest_modes(chain.stiffness, chain.mass, options), NumericalError);
+}
+
+// 3-D 7-point Laplacian on a 47^3 grid (103823 unknowns), fixed boundary, lumped unit mass.
+TEST(ModalSolver, SlowLaplacian3dHundredThousandUnknowns) {
+  const std::int64_t side = 47, n = side * side * side;
+  std::vector<Triplet> k, m;
+  const auto index = [&](std::int64_t x, std::int64_t y, std::int64_t z) {
+    return x + side * (y + side * z);
+  };
+  for (std::int64_t z = 0; z < side; ++z) {
+    for (std::int64_t y = 0; y < side; ++y) {
+      for (std::int64_t x = 0; x < side; ++x) {
+        const std::int64_t i = index(x, y, z);
+        k.emplace_back(i, i, 6.0);
+        m.emplace_back(i, i, 1.0);
+        if (x > 0) k.emplace_back(i, index(x - 1, y, z), -1.0);
+        if (y > 0) k.emplace_back(i, index(x, y - 1, z), -1.0);
+        if (z > 0) k.emplace_back(i, index(x, y, z - 1), -1.0);
+      }
+    }
+  }
+  const SparseMatrix stiffness = from_triplets(n, k), mass = from_triplets(n, m);
+  ModalOptions options;
+  options.n_modes = 20;
+  const auto start = std::chrono::steady_clock::now();
+  const ModalResult result = solve_lowest_modes(stiffness, mass, options);
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // lambda = sum over axes of 2 - 2 cos(i pi / (side + 1)), i = 1..side.
+  const auto axis = [&](int i) { return 2.0 - 2.0 * std::cos(i * std::numbers::pi / (side + 1)); };
+  EXPECT_NEAR(result.eigenvalues[0], 3 * axis(1), 1e-10 * 3 * axis(1));
+  EXPECT_NEAR(result.eigenvalues[1], 2 * axis(1) + axis(2), 1e-10);
+  EXPECT_LE(result.residuals.maxCoeff(), residual_tolerance);
+  RecordProperty("total_seconds", std::to_string(total));
+  std::printf("n = %ld: factorisation %.2f s (nnz(L) = %ld), Lanczos %.2f s, %d restarts, "
+              "total %.2f s\n",
+              static_cast<long>(n), result.factor_seconds, static_cast<long>(result.factor_nonzeros),
+              result.solve_seconds, result.iterations, total);
+}
+
+}  // namespace
+}  // namespace vsense::solvers
