@@ -18,10 +18,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
+#include <thread>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -170,7 +172,10 @@ public:
     if (!file_) {
       throw IoError(fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
     }
-    buffer_.resize(initial_buffer_bytes);
+    // Not value-initialised: pages of a large buffer are touched only as data arrive, so that
+    // small (included) files cost no more than their size.
+    buffer_.reset(new char[initial_buffer_bytes]);
+    capacity_ = initial_buffer_bytes;
   }
   ~LineReader() {
     if (file_) std::fclose(file_);
@@ -181,7 +186,7 @@ public:
   bool next(std::string_view& line) {
     std::size_t searched = begin_;
     for (;;) {
-      const char* base = buffer_.data();
+      const char* base = buffer_.get();
       const void* newline = std::memchr(base + searched, '\n', end_ - searched);
       if (newline) {
         const char* nl = static_cast<const char*>(newline);
@@ -202,13 +207,18 @@ public:
       // Keep the partial line, make room, read more.
       const std::size_t remaining = end_ - begin_;
       if (begin_ > 0) {
-        std::memmove(buffer_.data(), buffer_.data() + begin_, remaining);
+        std::memmove(buffer_.get(), buffer_.get() + begin_, remaining);
         begin_ = 0;
         end_ = remaining;
       }
-      if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+      if (end_ == capacity_) {  // one line longer than the buffer
+        std::unique_ptr<char[]> larger(new char[2 * capacity_]);
+        std::memcpy(larger.get(), buffer_.get(), end_);
+        buffer_ = std::move(larger);
+        capacity_ *= 2;
+      }
       searched = end_;
-      const std::size_t got = std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
+      const std::size_t got = std::fread(buffer_.get() + end_, 1, capacity_ - end_, file_);
       if (got == 0) {
         if (std::ferror(file_)) {
           throw IoError(fmt::format("{}: read error after line {}", path_, line_number_));
@@ -228,7 +238,8 @@ private:
   std::string path_;
   int file_index_ = 0;
   std::FILE* file_ = nullptr;
-  std::vector<char> buffer_;
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0, end_ = 0;
   bool eof_ = false;
   int line_number_ = 0;
@@ -443,12 +454,32 @@ public:
   void read(const std::string& path) {
     model_.source_file = path;
     input_.open(path);
+    reserve_for(path);
     Keyword keyword;
     while (input_.next_keyword(keyword)) dispatch(keyword);
     finish();
   }
 
 private:
+  /// Reserves room for the model a file of this size typically holds, so that the big arrays
+  /// are rarely copied while growing. Reserved capacity that is never used is never touched
+  /// either, so it costs address space, not memory; the guess stays well below the file size.
+  void reserve_for(const std::string& path) {
+    std::error_code error;
+    const auto bytes = std::filesystem::file_size(path, error);
+    if (error) return;
+    // A node line takes >= ~40 bytes, a C3D8 line ~60; a deck holds about as many of each.
+    const std::size_t guess = static_cast<std::size_t>(bytes / 128);
+    model_.node_ids.reserve(guess);
+    model_.coordinates.reserve(guess);
+    model_.element_ids.reserve(guess);
+    model_.element_types.reserve(guess);
+    model_.element_offsets.reserve(guess + 1);
+    model_.element_nodes.reserve(8 * guess);
+    element_line_.reserve(guess);
+    element_file_.reserve(guess);
+  }
+
   // ---- errors and warnings ----
   std::string where(int file, int line) const {
     return fmt::format("{}:{}", file_names_[static_cast<std::size_t>(file)], line);
@@ -928,7 +959,32 @@ private:
 
   void finish() {
     resolve_pending_nodes();
-    build_index_maps();
+    // The id -> index hash maps cost one allocation per entry; they are filled on their own
+    // threads while the sets and sections are resolved (which use the flat look-up tables).
+    std::exception_ptr map_failure[2];
+    {
+      std::jthread node_map([&] {
+        try {
+          fill_index_map(model_.node_index, model_.node_ids);
+        } catch (...) {
+          map_failure[0] = std::current_exception();
+        }
+      });
+      std::jthread element_map([&] {
+        try {
+          fill_index_map(model_.element_index, model_.element_ids);
+        } catch (...) {
+          map_failure[1] = std::current_exception();
+        }
+      });
+      finish_sets_and_sections();
+    }
+    for (const auto& failure : map_failure) {
+      if (failure) std::rethrow_exception(failure);
+    }
+  }
+
+  void finish_sets_and_sections() {
     deduplicate_sets();
     resolve_sections();
     check_every_element_has_a_section();
@@ -957,14 +1013,11 @@ private:
     pending_nodes_.shrink_to_fit();
   }
 
-  void build_index_maps() {
-    model_.node_index.reserve(model_.node_ids.size());
-    for (std::size_t i = 0; i < model_.node_ids.size(); ++i) {
-      model_.node_index.emplace(model_.node_ids[i], static_cast<std::int32_t>(i));
-    }
-    model_.element_index.reserve(model_.element_ids.size());
-    for (std::size_t i = 0; i < model_.element_ids.size(); ++i) {
-      model_.element_index.emplace(model_.element_ids[i], static_cast<std::int32_t>(i));
+  static void fill_index_map(std::unordered_map<std::int64_t, std::int32_t>& map,
+                             const std::vector<std::int64_t>& ids) {
+    map.reserve(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      map.emplace(ids[i], static_cast<std::int32_t>(i));
     }
   }
 
