@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "commands.hpp"
@@ -78,8 +79,14 @@ int main(int argc, char** argv) {
   register_model(app, common);
   register_modes(app, common);
   register_demo(app, common);
-  // Every subcommand accepts --json/-v/-q after its name as well.
-  for (auto* sub : app.get_subcommands({})) sub->fallthrough();
+  // Every subcommand, nested ones too, accepts --json/-v/-q after its name as well.
+  std::function<void(CLI::App&)> fall_through = [&](CLI::App& parent) {
+    for (auto* sub : parent.get_subcommands({})) {
+      sub->fallthrough();
+      fall_through(*sub);
+    }
+  };
+  fall_through(app);
 
   try {
     app.parse(argc, argv);

@@ -40,6 +40,10 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
                system.stiffness.nonZeros(), rep.assemble_seconds);
   if (dofs.n_equations == 0) throw InputError("the model has no free degree of freedom");
 
+  if (options.fmax_hz <= 0.0 && options.n_modes > dofs.n_equations) {
+    throw InputError(fmt::format("{} modes requested but the model has only {} free DOFs",
+                                 options.n_modes, dofs.n_equations));
+  }
   ModalOptions solver_options;
   solver_options.shift = options.shift;
   solver_options.n_modes = options.n_modes;

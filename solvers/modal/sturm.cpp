@@ -119,7 +119,7 @@ SturmCount check_completeness(const model::SparseMatrix& stiffness,
   if (count.below != returned_below) {
     throw NumericalError(fmt::format(
         "Sturm check failed: {} eigenvalues lie below {:.6g} Hz but {} were found there; modes "
-        "are missing (or duplicated): rerun with more modes or report the model",
+        "are missing: rerun with more modes or report the model",
         count.below, hz(sigma), returned_below));
   }
   spdlog::info("Sturm check passed: exactly {} modes below {:.6g} Hz ({:.2f} s)", count.below,

@@ -84,7 +84,7 @@ TEST(ModesCommand, BadRequestsFailWithOneLineAndNoOutput) {
   }
   // A malformed model: the error names file and line, on one line.
   const auto bad = write_bar(dir, "*ELEMENT, TYPE=C3D8, ELSET=EALL\n9, 1, 2, 3\n");
-  const auto r = run_vsense("modes '" + bad + "' --modes 3 --out '" + out + "'");
+  const auto r = run_vsense("modes '" + bad + "' --modes 3 --out '" + out + "' -q");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("bar.inp:"), std::string::npos) << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
