@@ -71,8 +71,8 @@ constexpr double kEngineE = 110e9, kEngineNu = 0.26, kEngineMass = 9000.0;
 constexpr double kGeneratorE = 100e9, kGeneratorNu = 0.3, kGeneratorMass = 6000.0;
 
 // Resilient mounts (per mount): vertical and shear (longitudinal, lateral) stiffness.
-constexpr double kMountVertical = 6.0e6;
-constexpr double kMountShear = kMountVertical / 3.0;
+constexpr double kMountVertical = 5.0e6;
+constexpr double kMountShear = 0.4 * kMountVertical;
 constexpr double kCouplingAxial = 2.5e6;  // per coupling spring
 
 // Attached equipment.
@@ -746,15 +746,16 @@ GensetSummary write_genset(const GensetOptions& options, const std::string& path
       w.id_list(ids);
     }
 
-    // Materials and properties.
+    // Materials and properties. Numbers always carry a decimal point: CalculiX tells the DOF
+    // line of *SPRING from the stiffness line by it.
     fmt::format_to(w.out(),
-                   "*MATERIAL, NAME=STEEL\n*ELASTIC\n{:.6g}, {:.6g}\n*DENSITY\n{:.6g}\n"
+                   "*MATERIAL, NAME=STEEL\n*ELASTIC\n{:#.7g}, {:#.7g}\n*DENSITY\n{:#.7g}\n"
                    "** engine: cast-iron moduli, smeared density for {:.0f} kg on the block "
                    "geometry\n"
-                   "*MATERIAL, NAME=ENGINE_IRON\n*ELASTIC\n{:.6g}, {:.6g}\n*DENSITY\n{:.10g}\n"
+                   "*MATERIAL, NAME=ENGINE_IRON\n*ELASTIC\n{:#.7g}, {:#.7g}\n*DENSITY\n{:#.10g}\n"
                    "** generator: effective solid for stator, windings and rotor, {:.0f} kg\n"
-                   "*MATERIAL, NAME=GENERATOR_EFFECTIVE\n*ELASTIC\n{:.6g}, {:.6g}\n*DENSITY\n"
-                   "{:.10g}\n",
+                   "*MATERIAL, NAME=GENERATOR_EFFECTIVE\n*ELASTIC\n{:#.7g}, {:#.7g}\n*DENSITY\n"
+                   "{:#.10g}\n",
                    kSteelE, kSteelNu, kSteelRho, kEngineMass, kEngineE, kEngineNu, engine_rho,
                    kGeneratorMass, kGeneratorE, kGeneratorNu, generator_rho);
     for (const auto& b : bodies) {
@@ -762,18 +763,18 @@ GensetSummary write_genset(const GensetOptions& options, const std::string& path
     }
     fmt::format_to(w.out(),
                    "** resilient mounts: DOF 1-1, 2-2, 3-3 between foot and frame\n"
-                   "*SPRING, ELSET=MOUNTS_X\n1, 1\n{:.6g}\n"
-                   "*SPRING, ELSET=MOUNTS_Y\n2, 2\n{:.6g}\n"
-                   "*SPRING, ELSET=MOUNTS_Z\n3, 3\n{:.6g}\n"
+                   "*SPRING, ELSET=MOUNTS_X\n1, 1\n{:#.7g}\n"
+                   "*SPRING, ELSET=MOUNTS_Y\n2, 2\n{:#.7g}\n"
+                   "*SPRING, ELSET=MOUNTS_Z\n3, 3\n{:#.7g}\n"
                    "** flexible coupling (axial) and turbocharger stays: axial springs\n"
-                   "*SPRING, ELSET=COUPLING\n\n{:.6g}\n"
-                   "*SPRING, ELSET=TURBOCHARGER_STAYS\n\n{:.6g}\n"
-                   "*SPRING, ELSET=RADIATOR_TIES_X\n1, 1\n{:.6g}\n"
-                   "*SPRING, ELSET=RADIATOR_TIES_Y\n2, 2\n{:.6g}\n"
-                   "*SPRING, ELSET=RADIATOR_TIES_Z\n3, 3\n{:.6g}\n"
-                   "*MASS, ELSET=TURBOCHARGER\n{:.6g}\n"
-                   "*MASS, ELSET=RADIATOR\n{:.6g}\n"
-                   "*MASS, ELSET=ANCILLARIES\n{:.6g}\n"
+                   "*SPRING, ELSET=COUPLING\n\n{:#.7g}\n"
+                   "*SPRING, ELSET=TURBOCHARGER_STAYS\n\n{:#.7g}\n"
+                   "*SPRING, ELSET=RADIATOR_TIES_X\n1, 1\n{:#.7g}\n"
+                   "*SPRING, ELSET=RADIATOR_TIES_Y\n2, 2\n{:#.7g}\n"
+                   "*SPRING, ELSET=RADIATOR_TIES_Z\n3, 3\n{:#.7g}\n"
+                   "*MASS, ELSET=TURBOCHARGER\n{:#.7g}\n"
+                   "*MASS, ELSET=RADIATOR\n{:#.7g}\n"
+                   "*MASS, ELSET=ANCILLARIES\n{:#.7g}\n"
                    "** anchor bolts: rail undersides below the cross members\n"
                    "*BOUNDARY\nFIXED, 1, 3\n",
                    kMountShear, kMountShear, kMountVertical, kCouplingAxial, kTurboStay,
