@@ -30,7 +30,7 @@ The genset: a ~1.5 MW diesel engine-generator set, the built-in test and demonst
   ENGINE     V engine block, 9 t: crankcase, oil sump, two cylinder banks, flywheel housing,
              three cast feet per side (cast-iron moduli, smeared density).
   GENERATOR  generator, 6 t: stator frame, terminal box, rear end shield, three feet per side.
-  mounts     12 resilient mounts (SPRING2 per direction, 6e6 N/m vertical, 2e6 N/m shear),
+  mounts     12 resilient mounts (SPRING2 per direction, 5e6 N/m vertical, 2e6 N/m shear),
              a flexible coupling (SPRINGA), turbochargers (400 kg) on SPRINGA stays, a radiator
              (900 kg) tied to the frame, ancillaries (4 x 60 kg) on the crankcase (MASS).
 Units: m, kg, s, N, Pa. Axes: x along the crankshaft, y lateral, z up; z = 0 is the foundation.
