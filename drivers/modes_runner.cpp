@@ -7,6 +7,9 @@
 #include "commands.hpp"
 #include "vsense/io/modes_file.hpp"
 #include "vsense/io/sha256.hpp"
+#include "vsense/io/xdmf.hpp"
+
+#include <filesystem>
 #include "vsense/model/inp_reader.hpp"
 
 namespace vsense::drivers {
@@ -39,6 +42,11 @@ ModesSummary run_modes(const ModesRequest& request) {
 
   step = std::chrono::steady_clock::now();
   io::write_modes(request.out_path, data);
+  if (data.n_cells > 0) {
+    summary.xdmf_path =
+        std::filesystem::path(request.out_path).replace_extension(".xdmf").string();
+    io::write_modes_xdmf(summary.xdmf_path, request.out_path, data);
+  }
   summary.write_seconds = seconds_since(step);
   summary.total_seconds = seconds_since(start);
   summary.peak_memory_bytes = peak_memory_bytes();
@@ -51,13 +59,14 @@ ModesSummary run_modes(const ModesRequest& request) {
 std::string modes_summary_json(const ModesSummary& s, const std::string& backend) {
   const auto& r = s.report;
   return fmt::format(
-      R"({{"command":"modes","model":"{}","out":"{}","backend":"{}","n_nodes":{},)"
+      R"({{"command":"modes","model":"{}","out":"{}","xdmf":"{}","backend":"{}","n_nodes":{},)"
       R"("n_elements":{},"n_equations":{},"stiffness_nonzeros":{},"factor_nonzeros":{},)"
       R"("n_modes":{},"frequencies_hz":[{:.12g}],"residuals":[{:.3e}],)"
       R"("timings_s":{{"read":{:.3f},"assemble":{:.3f},"factor":{:.3f},"solve":{:.3f},)"
       R"("stress":{:.3f},"sturm":{:.3f},"write":{:.3f},"total":{:.3f}}},"sturm_count":{},)"
       R"("peak_memory_bytes":{}}})",
-      json_escape(s.model_path), json_escape(s.out_path), json_escape(backend), s.n_nodes,
+      json_escape(s.model_path), json_escape(s.out_path), json_escape(s.xdmf_path),
+      json_escape(backend), s.n_nodes,
       s.n_elements, r.n_equations, r.stiffness_nonzeros, r.factor_nonzeros,
       s.frequencies_hz.size(), fmt::join(s.frequencies_hz, ","), fmt::join(s.residuals, ","),
       s.read_seconds, r.assemble_seconds, r.factor_seconds, r.solve_seconds, r.stress_seconds,

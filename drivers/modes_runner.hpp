@@ -17,6 +17,7 @@ struct ModesRequest {
 
 struct ModesSummary {
   std::string model_path, out_path;
+  std::string xdmf_path;  ///< ParaView companion of out_path (empty without solid cells)
   std::int64_t n_nodes = 0, n_elements = 0;
   std::vector<double> frequencies_hz;
   std::vector<double> residuals;

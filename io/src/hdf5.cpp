@@ -164,6 +164,22 @@ void File::create_group(const std::string& group) {
   if (!id) fail(fmt::format("cannot create group {}", group));
 }
 
+std::vector<std::string> File::members(const std::string& group) const {
+  if (!exists(group)) {
+    throw InputError(fmt::format("{}: group {} is missing", path_, group));
+  }
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  };
+  if (H5Literate_by_name(file_.get(), group.c_str(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect,
+                          &names, H5P_DEFAULT) < 0) {
+    throw InputError(fmt::format("{}: cannot list group {}", path_, group));
+  }
+  return names;
+}
+
 bool File::exists(const std::string& object) const {
   if (object == "/" || object.empty()) return true;
   // Check each path component: H5Lexists fails (rather than returning false) when an

@@ -78,6 +78,22 @@ void write_modes(const std::string& path, const ModesData& data) {
     file.write("/mesh/coordinates", {n_nodes, 3}, data.coordinates.data());
     file.set_attribute("/mesh/coordinates", "unit", length_unit(data.units));
 
+    if (data.n_cells > 0) {
+      file.write("/mesh/topology", {static_cast<hsize_t>(data.topology.size())},
+                 data.topology.data());
+      file.set_attribute("/mesh/topology", "n_cells", data.n_cells);
+      file.set_attribute("/mesh/topology", "layout",
+                         std::string("XDMF Mixed: per cell its type code (6 tetrahedron, 9 "
+                                     "hexahedron, 38 tetrahedron_10, 48 hexahedron_20) then "
+                                     "its 0-based node indices into /mesh/node_ids"));
+    }
+    if (!data.node_sets.empty()) {
+      file.create_group("/mesh/node_sets");
+      for (const auto& [name, ids] : data.node_sets) {
+        file.write("/mesh/node_sets/" + name, {static_cast<hsize_t>(ids.size())}, ids.data());
+      }
+    }
+
     file.create_group("/modes");
     file.write("/modes/eigenvalues", {m}, data.eigenvalues.data());
     file.set_attribute("/modes/eigenvalues", "unit", std::string("(rad/s)^2"));
@@ -139,6 +155,32 @@ ModesData read_modes(const std::string& path) {
   data.shapes = read_checked(file, "/modes/shapes", {m, n_nodes, 3});
   data.nodal_stress = read_checked(file, "/modes/nodal_stress", {m, n_nodes, 6});
   data.residuals = read_checked(file, "/modes/residuals", {m});
+
+  if (file.exists("/mesh/topology")) {
+    data.topology = file.read_int64("/mesh/topology");
+    data.n_cells = file.int_attribute("/mesh/topology", "n_cells");
+    for (std::size_t i = 0; i < data.topology.size();) {
+      const std::int64_t code = data.topology[i];
+      const int n = code == 6 ? 4 : code == 9 ? 8 : code == 38 ? 10 : code == 48 ? 20 : -1;
+      if (n < 0 || i + 1 + static_cast<std::size_t>(n) > data.topology.size()) {
+        throw InputError(fmt::format("{}: dataset /mesh/topology is malformed at entry {}", path,
+                                     i));
+      }
+      for (int k = 1; k <= n; ++k) {
+        if (data.topology[i + k] < 0 || data.topology[i + k] >= static_cast<std::int64_t>(n_nodes)) {
+          throw InputError(fmt::format("{}: dataset /mesh/topology refers to node index {} "
+                                       "outside [0, {})",
+                                       path, data.topology[i + k], n_nodes));
+        }
+      }
+      i += 1 + static_cast<std::size_t>(n);
+    }
+  }
+  if (file.exists("/mesh/node_sets")) {
+    for (const auto& name : file.members("/mesh/node_sets")) {
+      data.node_sets[name] = file.read_int64("/mesh/node_sets/" + name);
+    }
+  }
 
   for (std::size_t i = 0; i < data.eigenvalues.size(); ++i) {
     if (!std::isfinite(data.eigenvalues[i])) {

@@ -9,6 +9,7 @@
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
+#include "vsense/model/mesh.hpp"
 #include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
@@ -96,6 +97,12 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
   data.coordinates.resize(3 * n_nodes);
   for (std::size_t i = 0; i < n_nodes; ++i) {
     for (int d = 0; d < 3; ++d) data.coordinates[3 * i + d] = model.coordinates[i][d];
+  }
+  data.topology = model::xdmf_mixed_topology(model, data.n_cells);
+  for (const auto& [name, members] : model.node_sets) {
+    auto& ids = data.node_sets[name];
+    ids.reserve(members.size());
+    for (const auto index : members) ids.push_back(model.node_ids[index]);
   }
   data.eigenvalues.resize(m);
   data.frequencies_hz.resize(m);

@@ -50,6 +50,8 @@ public:
 
   void create_group(const std::string& group);
   bool exists(const std::string& object) const;
+  /// Names of the members of a group, in name order. @throws InputError when missing.
+  std::vector<std::string> members(const std::string& group) const;
 
   /// Writes a dataset of the given shape (row-major), chunked and compressed when large.
   void write(const std::string& dataset, const std::vector<hsize_t>& dims, const double* data);

@@ -2,6 +2,7 @@
 /// @file modes_file.hpp
 /// @brief The modes file of the contract (`format = "vsense-modes"`, version 1).
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,12 @@ struct ModesData {
   std::vector<double> shapes;          ///< [m, n_nodes, 3] mass-normalised
   std::vector<double> nodal_stress;    ///< [m, n_nodes, 6] xx, yy, zz, xy, yz, zx
   std::vector<double> residuals;       ///< [m] ||K x - lambda M x|| / ||K x||
+  /// Solid cells (optional, for visualisation and surface detection): XDMF "Mixed" topology
+  /// over node indices, per cell its XDMF code then its nodes (see model/mesh.hpp).
+  std::vector<std::int64_t> topology;
+  std::int64_t n_cells = 0;
+  /// Node sets of the model (optional): upper-case name -> node ids.
+  std::map<std::string, std::vector<std::int64_t>> node_sets;
   std::string units = "SI";            ///< "SI" or "mm-t-s"
   std::string source_sha256;           ///< of the model file(s) the modes were computed from
   std::string source_file;             ///< the model path, for reference
