@@ -441,8 +441,8 @@ ModalResult solve_lowest_modes(const model::SparseMatrix& stiffness,
                                options.tolerance, Spectra::SortRule::SmallestAlge);
     info = solver.info();
     result.iterations = static_cast<int>(solver.num_iterations());
-    spdlog::debug("modal: Lanczos: {} restarts, {} operator applications", solver.num_iterations(),
-                  solver.num_operations());
+    spdlog::debug("modal: Lanczos: {} restarts, {} operator applications in {:.3f} s",
+                  solver.num_iterations(), solver.num_operations(), seconds_since(start));
     if (info == Spectra::CompInfo::Successful) {
       result.eigenvalues = solver.eigenvalues();
       result.vectors = solver.eigenvectors();
