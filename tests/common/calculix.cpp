@@ -460,6 +460,10 @@ Result run_frequency(const std::string& model_inp, const Options& options) {
     if (!disp[k]) throw std::runtime_error(fmt::format("ccx .frd of '{}' has no DISP block for mode {}", model, k + 1));
     if (options.nodal_stress && !stress[k])
       throw std::runtime_error(fmt::format("ccx .frd of '{}' has no STRESS block for mode {}", model, k + 1));
+    if (disp[k]->node_ids.empty())
+      throw std::runtime_error(fmt::format(
+          "ccx .frd of '{}' has no nodal results for mode {} (ccx lists only nodes of elements "
+          "with two or more nodes: a model of MASS/SPRING1 alone has none)", model, k + 1));
     if (disp[k]->n_components != 3)
       throw std::runtime_error(fmt::format("ccx .frd DISP of mode {} has {} components", k + 1, disp[k]->n_components));
     // 100C VALUE is the frequency, printed with >= 6 digits: a check on the pairing.

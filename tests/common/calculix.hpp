@@ -11,6 +11,8 @@
 /// - mode shapes and nodal stresses: the ASCII .frd, 6 significant digits (E12.5). Shapes are
 ///   mass-normalised (ccx scales every eigenvector to Phi^T M Phi = 1); stresses are per unit
 ///   modal displacement, extrapolated from the integration points and averaged at the nodes.
+///   The .frd lists only nodes of elements with two or more nodes (not those carrying only
+///   MASS or SPRING1 elements, nor unused ones).
 /// - mass: a second, static step with `*EL PRINT, TOTALS=ONLY` of EMAS prints the mass and the
 ///   centre of gravity of each element set (7 digits). ccx's EMAS covers continuum elements
 ///   only: point masses (*MASS) are not included.

@@ -5,12 +5,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numbers>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/calculix.hpp"
@@ -198,26 +200,37 @@ protected:
   }
 };
 
-/// Ten point masses, each held by grounded SPRING1 elements of different stiffness in x, y
-/// and z: 30 uncoupled oscillators with omega^2 = k / m and mass-normalised shapes of
-/// amplitude 1 / sqrt(m) along one axis. Exact reference values for the whole pipeline.
+/// Ten point masses, each held by three SPRINGA elements of different stiffness running along
+/// x, y and z to fixed anchor nodes: 30 uncoupled oscillators (an axial spring has no linear
+/// stiffness across its axis) with omega^2 = k / m and mass-normalised shapes of amplitude
+/// 1 / sqrt(m) along one axis. Exact reference values for the whole pipeline.
+/// (Grounded SPRING1 elements would do the same, but ccx's .frd lists no node that carries
+/// only one-node elements, so there would be no shapes to check.)
 std::string write_oscillators(const ScratchDir& dir, std::vector<double>& eigenvalues,
                               std::vector<std::pair<std::int64_t, int>>& dof_of_mode,
                               std::vector<double>& masses) {
-  std::string inp = "*NODE\n";
-  for (int i = 0; i < 10; ++i) inp += fmt::format("{}, {}, {}, 0.5\n", 100 + 7 * i, 0.1 * i, -0.2 * i);
+  std::string nodes = "*NODE, NSET=NALL\n", elements, anchors = "*NSET, NSET=NANCHOR\n";
   std::vector<std::tuple<double, std::int64_t, int>> modes;
   for (int i = 0; i < 10; ++i) {
     const std::int64_t node = 100 + 7 * i;
+    const double x = 0.5 * i, y = -0.25 * i, z = 0.125;
+    nodes += fmt::format("{}, {}, {}, {}\n", node, x, y, z);
     const double mass = 1.5 + 0.25 * i;
     masses.push_back(mass);
-    inp += fmt::format("*ELEMENT, TYPE=MASS, ELSET=M{}\n{}, {}\n*MASS, ELSET=M{}\n{:.17g}\n", i,
-                       1000 + i, node, i, mass);
-    for (int dof = 1; dof <= 3; ++dof) {
-      const double k = 1.0e4 * (1 + i + 10.5 * (dof - 1)) * (1 + 0.01 * dof);
-      inp += fmt::format("*ELEMENT, TYPE=SPRING1, ELSET=S{}{}\n{}, {}\n*SPRING, ELSET=S{}{}\n{}\n{:.17e}\n",
-                         i, dof, 2000 + 10 * i + dof, node, i, dof, dof, k);
-      modes.emplace_back(k / mass, node, dof - 1);
+    elements += fmt::format("*ELEMENT, TYPE=MASS, ELSET=M{}\n{}, {}\n*MASS, ELSET=M{}\n{}\n", i,
+                            1000 + i, node, i, mass);
+    for (int dof = 0; dof < 3; ++dof) {
+      const std::int64_t anchor = 5000 + 10 * i + dof;
+      const double length = 0.1 * (dof + 1);  // any length: the stiffness is given directly
+      nodes += fmt::format("{}, {}, {}, {}\n", anchor, x + (dof == 0 ? length : 0),
+                           y + (dof == 1 ? -length : 0), z + (dof == 2 ? length : 0));
+      anchors += fmt::format("{}\n", anchor);
+      // k is a multiple of 50: "{:.1f}" is exact, has the decimal point ccx needs to tell a
+      // stiffness from a DOF line, and fits ccx's 20-character fields
+      const double k = 1.0e4 * (1 + i + 10.5 * dof) * (1 + 0.01 * (dof + 1));
+      elements += fmt::format("*ELEMENT, TYPE=SPRINGA, ELSET=S{}{}\n{}, {}, {}\n*SPRING, ELSET=S{}{}\n{:.1f}\n",
+                              i, dof, 2000 + 10 * i + dof, node, anchor, i, dof, k);
+      modes.emplace_back(k / mass, node, dof);
     }
   }
   std::sort(modes.begin(), modes.end());
@@ -226,7 +239,7 @@ std::string write_oscillators(const ScratchDir& dir, std::vector<double>& eigenv
     dof_of_mode.emplace_back(node, dof);
   }
   const std::string path = dir.file("oscillators.inp");
-  std::ofstream(path) << inp;
+  std::ofstream(path) << nodes << elements << anchors << "*BOUNDARY\nNANCHOR, 1, 3\n";
   return path;
 }
 
@@ -247,7 +260,7 @@ TEST_F(CalculixHarness, UncoupledOscillatorsGiveExactEigenvaluesAndMassNormalise
   ASSERT_EQ(result.n_modes(), 6u) << result.log;
   EXPECT_EQ(result.n_modes_requested, 6);
   EXPECT_EQ(result.eigenvalue_digits, 16) << "the .eig eigenvalues were not used";
-  EXPECT_EQ(result.n_nodes(), 10u);
+  EXPECT_EQ(result.n_nodes(), 40u);  // mass nodes and anchors
   for (std::size_t k = 0; k < result.n_modes(); ++k) {
     // full precision from the .eig: a diagonal problem is solved to round-off
     EXPECT_NEAR(result.eigenvalues[k], exact[k], 1e-12 * exact[k]) << "mode " << k + 1;
@@ -284,7 +297,9 @@ TEST_F(CalculixHarness, SolidModelParsesConsistentlyAcrossDatFrdAndEig) {
   ASSERT_EQ(result.nodal_stress.size(), 20u * 260u * 6u);
   for (std::size_t k = 0; k < result.n_modes(); ++k) {
     EXPECT_GT(result.eigenvalues[k], 0.0);
-    if (k > 0) EXPECT_GE(result.eigenvalues[k], result.eigenvalues[k - 1]);
+    if (k > 0) {
+      EXPECT_GE(result.eigenvalues[k], result.eigenvalues[k - 1]);
+    }
     EXPECT_DOUBLE_EQ(result.frequencies_hz[k],
                      std::sqrt(result.eigenvalues[k]) / (2 * std::numbers::pi));
   }
