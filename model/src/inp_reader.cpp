@@ -376,10 +376,11 @@ public:
     }
   }
 
-  /// Moves to the next keyword, skipping (or rejecting, when `strict`) data lines before it.
+  /// Moves to the next keyword. Handlers consume their data lines, so a data line met here
+  /// stands before the first keyword of the deck.
   bool next_keyword(Keyword& keyword) {
     std::string_view line;
-    while (next_data(line)) {
+    if (next_data(line)) {
       throw InputError(fmt::format("{}: data line outside of any keyword: '{}'", location(),
                                    shorten(trim(line))));
     }
