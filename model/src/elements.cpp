@@ -69,10 +69,10 @@ void shape_tet10(const double* xi, double* n, double (*dn)[3]) noexcept {
 
 namespace {
 /// Natural coordinates of the 20 hexahedron nodes (the first 8 are the C3D8 corners).
-constexpr double hex_node[20][3] = {
-    {-1, -1, -1}, {1, -1, -1}, {1, 1, -1}, {-1, 1, -1}, {-1, -1, 1}, {1, -1, 1}, {1, 1, 1},
-    {-1, 1, 1},   {0, -1, -1}, {1, 0, -1}, {0, 1, -1},  {-1, 0, -1}, {0, -1, 1}, {1, 0, 1},
-    {0, 1, 1},    {-1, 0, 1},  {-1, -1, 0}, {1, -1, 0}, {1, 1, 0},   {-1, 1, 0}};
+constexpr double hex_node[20][3] = {{-1, -1, -1}, {1, -1, -1}, {1, 1, -1}, {-1, 1, -1}, {-1, -1, 1},
+                                    {1, -1, 1},   {1, 1, 1},   {-1, 1, 1}, {0, -1, -1}, {1, 0, -1},
+                                    {0, 1, -1},   {-1, 0, -1}, {0, -1, 1}, {1, 0, 1},   {0, 1, 1},
+                                    {-1, 0, 1},   {-1, -1, 0}, {1, -1, 0}, {1, 1, 0},   {-1, 1, 0}};
 }  // namespace
 
 void shape_hex8(const double* xi, double* n, double (*dn)[3]) noexcept {
@@ -285,8 +285,8 @@ Elastic elastic_constants(const Material& material, bool need_density) {
                                  material.where.str()));
   }
   if (need_density && !material.density) {
-    throw InputError(fmt::format("material {} ({}) has no *DENSITY", material.name,
-                                 material.where.str()));
+    throw InputError(
+        fmt::format("material {} ({}) has no *DENSITY", material.name, material.where.str()));
   }
   const double e = *material.young_modulus, nu = *material.poisson_ratio;
   if (!(e > 0.0) || !(nu > -1.0 && nu < 0.5)) {
@@ -302,10 +302,10 @@ Elastic elastic_constants(const Material& material, bool need_density) {
 }
 
 [[noreturn]] void throw_degenerate(ElementType type, double det, int point) {
-  throw InputError(fmt::format(
-      "{} element: Jacobian determinant {:.6g} at integration point {} is not positive "
-      "(degenerate element or wrong node order)",
-      element_type_name(type), det, point + 1));
+  throw InputError(
+      fmt::format("{} element: Jacobian determinant {:.6g} at integration point {} is not positive "
+                  "(degenerate element or wrong node order)",
+                  element_type_name(type), det, point + 1));
 }
 
 /// Jacobian determinant at point q and the Cartesian shape derivatives dndx [N][3] there.
@@ -331,13 +331,12 @@ double point_geometry(const IntegrationTable<N, Q>& table, int q, const double* 
   if (!(det > 0.0)) throw_degenerate(type, det, q);
   const double r = 1.0 / det;
   // inv[k][i] = d xi_k / d x_i
-  const double inv[3][3] = {
-      {c00 * r, (j[0][2] * j[2][1] - j[0][1] * j[2][2]) * r,
-       (j[0][1] * j[1][2] - j[0][2] * j[1][1]) * r},
-      {c01 * r, (j[0][0] * j[2][2] - j[0][2] * j[2][0]) * r,
-       (j[0][2] * j[1][0] - j[0][0] * j[1][2]) * r},
-      {c02 * r, (j[0][1] * j[2][0] - j[0][0] * j[2][1]) * r,
-       (j[0][0] * j[1][1] - j[0][1] * j[1][0]) * r}};
+  const double inv[3][3] = {{c00 * r, (j[0][2] * j[2][1] - j[0][1] * j[2][2]) * r,
+                             (j[0][1] * j[1][2] - j[0][2] * j[1][1]) * r},
+                            {c01 * r, (j[0][0] * j[2][2] - j[0][2] * j[2][0]) * r,
+                             (j[0][2] * j[1][0] - j[0][0] * j[1][2]) * r},
+                            {c02 * r, (j[0][1] * j[2][0] - j[0][0] * j[2][1]) * r,
+                             (j[0][0] * j[1][1] - j[0][1] * j[1][0]) * r}};
   for (int a = 0; a < N; ++a) {
     const auto& d = table.dshape[q][a];
     for (int i = 0; i < 3; ++i) {
@@ -353,8 +352,8 @@ double point_geometry(const IntegrationTable<N, Q>& table, int q, const double* 
 ///   K_ab(i, k) = lambda P_ik(a, b) + mu P_ki(a, b) + mu delta_ik (P_00 + P_11 + P_22)(a, b).
 /// Both matrices come out exactly symmetric (the same products are summed in the same order).
 template <int N, int Q>
-void integrate_matrices(const IntegrationTable<N, Q>& table, ElementType type,
-                        const double* xyz, const Elastic& c, double* stiffness, double* mass) {
+void integrate_matrices(const IntegrationTable<N, Q>& table, ElementType type, const double* xyz,
+                        const Elastic& c, double* stiffness, double* mass) {
   constexpr int n_dofs = 3 * N;
   // a[q][i][b] = sqrt(w_q det_q) dN_b/dx_i at point q (i < 3); a[q][3][b] = sqrt(w_q det_q) N_b
   double a[Q][4][N];
@@ -461,8 +460,7 @@ void midside_means(const int (&edges)[M][2], int first_midside, double* nodal) {
 }
 
 template <int N, int Q>
-double integrate_volume(const IntegrationTable<N, Q>& table, ElementType type,
-                        const double* xyz) {
+double integrate_volume(const IntegrationTable<N, Q>& table, ElementType type, const double* xyz) {
   double volume = 0.0;
   for (int q = 0; q < Q; ++q) {
     double g[N][3];

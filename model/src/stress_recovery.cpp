@@ -59,8 +59,8 @@ void nodal_stress(const Model& model, const double* displacement, double* stress
       } catch (const InputError& error) {
 #pragma omp critical(vsense_nodal_stress_failure)
         if (!failure) {
-          failure = std::make_exception_ptr(InputError(
-              fmt::format("element {}: {}", model.element_ids[e], error.what())));
+          failure = std::make_exception_ptr(
+              InputError(fmt::format("element {}: {}", model.element_ids[e], error.what())));
         }
       } catch (...) {
 #pragma omp critical(vsense_nodal_stress_failure)

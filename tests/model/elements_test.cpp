@@ -3,6 +3,8 @@
 /// single elements, CalculiX's nodal averaging, and the decisive check: natural frequencies,
 /// mode shapes and nodal modal stresses of small cantilevers against ccx on the same .inp
 /// (tests/data/elements/, made by make_meshes.py there).
+#include "vsense/model/elements.hpp"
+
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
@@ -21,7 +23,6 @@
 #include "common/test_support.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
-#include "vsense/model/elements.hpp"
 
 namespace {
 
@@ -221,14 +222,14 @@ void check_mass_sum(ElementType type) {
 void check_patch_test(ElementType type) {
   const auto xyz = distorted_element(type);
   const int n = static_cast<int>(xyz.size()) / 3;
-  const double a[3][3] = {{1.0e-3, -4.0e-4, 2.5e-4}, {6.0e-4, -2.0e-4, 3.0e-4},
-                          {-1.5e-4, 7.0e-4, 5.0e-4}};
+  const double a[3][3] = {
+      {1.0e-3, -4.0e-4, 2.5e-4}, {6.0e-4, -2.0e-4, 3.0e-4}, {-1.5e-4, 7.0e-4, 5.0e-4}};
   const double b[3] = {0.01, -0.02, 0.03};
   std::vector<double> u(3 * n);
   for (int p = 0; p < n; ++p) {
     for (int i = 0; i < 3; ++i) {
-      u[3 * p + i] = b[i] + a[i][0] * xyz[3 * p] + a[i][1] * xyz[3 * p + 1] +
-                     a[i][2] * xyz[3 * p + 2];
+      u[3 * p + i] =
+          b[i] + a[i][0] * xyz[3 * p] + a[i][1] * xyz[3 * p + 1] + a[i][2] * xyz[3 * p + 2];
     }
   }
   const Material m = steel();
@@ -249,7 +250,8 @@ void check_patch_test(ElementType type) {
     for (int k = 0; k < 6; ++k) {
       const double allowed =
           extrapolation_rounding(type) * std::abs(expected[k]) + round_off_rel * peak;
-      EXPECT_NEAR(stress[6 * p + k], expected[k], allowed) << "node " << p + 1 << " component " << k;
+      EXPECT_NEAR(stress[6 * p + k], expected[k], allowed)
+          << "node " << p + 1 << " component " << k;
     }
   }
 }
@@ -273,8 +275,7 @@ void check_frustum_volume(ElementType type) {
 
 /// A general straight-edged tetrahedron: volume = triple product / 6.
 void check_tetrahedron_volume(ElementType type) {
-  const double corner[4][3] = {{0.1, 0.2, -0.3}, {2.1, 0.4, 0.1}, {0.6, 1.9, 0.2},
-                               {0.4, 0.5, 1.7}};
+  const double corner[4][3] = {{0.1, 0.2, -0.3}, {2.1, 0.4, 0.1}, {0.6, 1.9, 0.2}, {0.4, 0.5, 1.7}};
   std::vector<double> xyz;
   for (const auto& p : reference_nodes(type)) {
     const double l[4] = {1.0 - p[0] - p[1] - p[2], p[0], p[1], p[2]};
@@ -320,19 +321,19 @@ void check_degenerate_element_throws(ElementType type, const char* name) {
                vsense::InputError);
 }
 
-#define VSENSE_SOLID_ELEMENT_TESTS(NAME, TYPE, ZERO_MODES)                                   \
-  TEST(SolidElements, NAME##StiffnessAndMassAreSymmetric) { check_symmetry(TYPE); }          \
+#define VSENSE_SOLID_ELEMENT_TESTS(NAME, TYPE, ZERO_MODES)                                    \
+  TEST(SolidElements, NAME##StiffnessAndMassAreSymmetric) { check_symmetry(TYPE); }           \
   TEST(SolidElements, NAME##RigidBodyMotionGivesZeroForce) { check_rigid_body_motion(TYPE); } \
-  TEST(SolidElements, NAME##StiffnessHasOnlyTheExpectedZeroEigenvalues) {                    \
-    EXPECT_EQ(zero_eigenvalue_count(TYPE), ZERO_MODES);                                      \
-  }                                                                                          \
-  TEST(SolidElements, NAME##MassSumsToDensityTimesVolume) { check_mass_sum(TYPE); }          \
-  TEST(SolidElements, NAME##ConstantStrainPatchGivesExactStressAtEveryNode) {                \
-    check_patch_test(TYPE);                                                                  \
-  }                                                                                          \
-  TEST(SolidElements, NAME##VolumeMatchesIndependentCalculation) { check_volume(TYPE); }     \
-  TEST(SolidElements, NAME##DegenerateElementThrowsInputError) {                             \
-    check_degenerate_element_throws(TYPE, #NAME);                                            \
+  TEST(SolidElements, NAME##StiffnessHasOnlyTheExpectedZeroEigenvalues) {                     \
+    EXPECT_EQ(zero_eigenvalue_count(TYPE), ZERO_MODES);                                       \
+  }                                                                                           \
+  TEST(SolidElements, NAME##MassSumsToDensityTimesVolume) { check_mass_sum(TYPE); }           \
+  TEST(SolidElements, NAME##ConstantStrainPatchGivesExactStressAtEveryNode) {                 \
+    check_patch_test(TYPE);                                                                   \
+  }                                                                                           \
+  TEST(SolidElements, NAME##VolumeMatchesIndependentCalculation) { check_volume(TYPE); }      \
+  TEST(SolidElements, NAME##DegenerateElementThrowsInputError) {                              \
+    check_degenerate_element_throws(TYPE, #NAME);                                             \
   }
 
 // Six rigid-body modes only, except C3D20R: a single element under 2x2x2 integration has 48
@@ -448,8 +449,7 @@ std::vector<double> element_nodal_stress(const Model& model, std::size_t e,
       ue.push_back(u[3 * p + d]);
     }
   }
-  solid_nodal_stress(model.element_types[e], xyz.data(), model.material_of(e), ue.data(),
-                     s.data());
+  solid_nodal_stress(model.element_types[e], xyz.data(), model.material_of(e), ue.data(), s.data());
   return s;
 }
 
@@ -501,6 +501,65 @@ TEST(NodalStress, AxialAndTwoNodeSpringsCountInTheMeanLikeCalculix) {
     EXPECT_NEAR(at(10, k), s1[7 * 6 + k], round_off_rel * peak);       // C3D8 + MASS
     EXPECT_EQ(at(13, k), 0.0);
   }
+}
+
+TEST(NodalStress, ManyElementsGiveTheExactPatchStressEverywhere) {
+  // 20250 C3D4 (more than one of nodal_stress's parallel chunks) under a linear field: every
+  // node must show the exact constant stress, whatever the number of elements sharing it.
+  ModelBuilder builder;
+  constexpr int cells = 15;
+  const auto id = [](int i, int j, int k) { return 1 + i + (cells + 1) * (j + (cells + 1) * k); };
+  for (int k = 0; k <= cells; ++k) {
+    for (int j = 0; j <= cells; ++j) {
+      for (int i = 0; i <= cells; ++i) {
+        const auto x = distort({i / 7.5 - 1.0, j / 7.5 - 1.0, k / 7.5 - 1.0});
+        builder.node(id(i, j, k), x[0], x[1], x[2]);
+      }
+    }
+  }
+  const int corner[8][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {0, 1, 0},
+                            {0, 0, 1}, {1, 0, 1}, {1, 1, 1}, {0, 1, 1}};
+  const int tets[6][4] = {{0, 1, 2, 6}, {0, 2, 3, 6}, {0, 3, 7, 6},
+                          {0, 7, 4, 6}, {0, 4, 5, 6}, {0, 5, 1, 6}};
+  std::int64_t element_id = 1;
+  for (int k = 0; k < cells; ++k) {
+    for (int j = 0; j < cells; ++j) {
+      for (int i = 0; i < cells; ++i) {
+        for (const auto& tet : tets) {
+          std::vector<std::int64_t> nodes;
+          for (int c : tet)
+            nodes.push_back(id(i + corner[c][0], j + corner[c][1], k + corner[c][2]));
+          builder.element(element_id++, ElementType::c3d4, nodes);
+        }
+      }
+    }
+  }
+  const Model& model = builder.model;
+  ASSERT_GT(model.n_elements(), 16384u);
+  std::vector<double> u(3 * model.n_nodes());
+  for (std::size_t p = 0; p < model.n_nodes(); ++p) {
+    const auto& x = model.coordinates[p];
+    u[3 * p] = 1e-3 * x[0] + 2e-4 * x[1];
+    u[3 * p + 1] = -3e-4 * x[2];
+    u[3 * p + 2] = 5e-4 * x[0] + 4e-4 * x[2];
+  }
+  std::vector<double> stress(6 * model.n_nodes());
+  nodal_stress(model, u.data(), stress.data());
+  const Material m = steel();
+  const double e = *m.young_modulus, nu = *m.poisson_ratio;
+  const double mu = e / (2.0 * (1.0 + nu)), lambda = e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu));
+  const double trace = 1e-3 + 4e-4;
+  const double expected[6] = {lambda * trace + 2.0 * mu * 1e-3,
+                              lambda * trace,
+                              lambda * trace + 2.0 * mu * 4e-4,
+                              mu * 2e-4,
+                              mu * -3e-4,
+                              mu * 5e-4};
+  double worst = 0.0;
+  for (std::size_t p = 0; p < model.n_nodes(); ++p) {
+    for (int k = 0; k < 6; ++k) worst = std::max(worst, std::abs(stress[6 * p + k] - expected[k]));
+  }
+  EXPECT_LE(worst, round_off_rel * expected[0]);
 }
 
 TEST(NodalStress, C3D8RElementThrowsInputError) {
@@ -588,7 +647,7 @@ Deck read_deck(const std::string& path) {
 
 /// The lowest modes of the clamped deck, solved densely.
 struct DenseModes {
-  std::vector<double> eigenvalues;   ///< [n_modes] omega^2
+  std::vector<double> eigenvalues;      ///< [n_modes] omega^2
   std::vector<Eigen::VectorXd> shapes;  ///< [n_modes][3 * n_nodes], mass-normalised, 0 at clamps
 };
 
@@ -606,8 +665,7 @@ DenseModes dense_modes(const Deck& deck, int n_modes) {
       xyz.insert(xyz.end(), x.begin(), x.end());
     }
     RowMatrix ke(3 * n, 3 * n), me(3 * n, 3 * n);
-    solid_matrices(model.element_types[e], xyz.data(), model.material_of(e), ke.data(),
-                   me.data());
+    solid_matrices(model.element_types[e], xyz.data(), model.material_of(e), ke.data(), me.data());
     for (int a = 0; a < n; ++a) {
       for (int b = 0; b < n; ++b) {
         const int p = model.nodes_of(e)[a], q = model.nodes_of(e)[b];
@@ -723,9 +781,9 @@ void compare_with_calculix(const std::string& deck_name) {
     EXPECT_LE(error, stress_rel_peak * peak)
         << "mode " << i + 1 << ": max stress difference " << error << ", peak " << peak;
   }
-  std::cout << "[ " << deck_name << " ] " << n_modes
-            << " modes: max frequency rel. error " << worst_frequency << ", 1 - min MAC "
-            << 1.0 - worst_mac << ", max stress error / peak " << worst_stress << "\n";
+  std::cout << "[ " << deck_name << " ] " << n_modes << " modes: max frequency rel. error "
+            << worst_frequency << ", 1 - min MAC " << 1.0 - worst_mac
+            << ", max stress error / peak " << worst_stress << "\n";
 }
 
 TEST(SolidElementsCalculix, C3D4ModesAndStressesMatchCalculix) {
