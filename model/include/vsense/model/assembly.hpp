@@ -42,7 +42,9 @@ struct MassProperties {
 MassProperties mass_properties(const Model& model);
 
 /// @brief Averaged nodal stresses (CalculiX convention: each solid element extrapolates its
-/// integration-point stresses to its nodes; a node takes the plain mean over its elements).
+/// integration-point stresses to its nodes; a node takes the mean over its elements, where
+/// SPRINGA and SPRING2 elements count in the divisor without contributing stress, and SPRING1
+/// and MASS elements do not count; checked against ccx in the tests).
 /// @param[in] displacement [n_nodes, 3] full nodal field
 /// @param[out] stress      [n_nodes, 6]; zero at nodes with no solid element
 void nodal_stress(const Model& model, const double* displacement, double* stress);
