@@ -37,8 +37,9 @@ Units: m, kg, s, N, Pa. Axes: x along the crankshaft, y lateral, z up; z = 0 is 
 Sets: NSET FRAME, ENGINE, GENERATOR, FRAME_TOP, FIXED, ENGINE_FEET, GENERATOR_FEET, SURFACE,
   MOUNT_UPPER, MOUNT_LOWER, EQUIPMENT; ELSET FRAME, ENGINE, GENERATOR, SOLIDS, MOUNTS,
   MOUNTS_X|Y|Z, ENGINE_MOUNTS, GENERATOR_MOUNTS, COUPLING, SPRINGS, POINT_MASSES.
-The deck has no *STEP; the first modes are the engine and generator on their mounts (about
-5-15 Hz), then the frame. Time and memory grow linearly with --dofs (1e4 .. 1e7).
+The deck has no *STEP. Its first twelve modes are the engine and generator moving on their
+mounts (about 4.5-20 Hz); flexible modes of the bodies and the frame start above 100 Hz.
+Time grows linearly with --dofs (1e4 .. 1e7); memory stays at a few MB (the mesh is streamed).
 
 Example:
   vsense model generate genset --dofs 1e6 --out genset.inp

@@ -2,12 +2,12 @@
 // reads back whole (every element node defined, sets present, nothing floating), and errors.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -117,7 +117,7 @@ TEST(Genset, BodyMassesMatchTheDesign) {
   EXPECT_NEAR(properties.total_mass, kTotalMass, kMassRel * kTotalMass);
   // The set is symmetric about y = 0; its centre of mass lies between engine and generator
   // and about a metre above the foundation.
-  EXPECT_NEAR(properties.centre_of_mass[1], 0.0, 1e-9);
+  EXPECT_NEAR(properties.centre_of_mass[1], 0.0, 1e-6);
   EXPECT_GT(properties.centre_of_mass[0], 2.0);
   EXPECT_LT(properties.centre_of_mass[0], 4.0);
   EXPECT_GT(properties.centre_of_mass[2], 0.7);
@@ -224,10 +224,12 @@ TEST(Genset, NamedSetsArePresentAndPlaced) {
 
   // Pure model data: the tests and users append their own steps.
   std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  EXPECT_EQ(text.str().find("*STEP"), std::string::npos);
-  EXPECT_EQ(text.str().find("*Step"), std::string::npos);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string keyword = line.substr(0, 5);
+    for (char& c : keyword) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_NE(keyword, "*STEP") << line;
+  }
 }
 
 TEST(Genset, AssemblesWithPositiveDiagonal) {
