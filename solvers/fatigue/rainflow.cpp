@@ -119,8 +119,10 @@ void finish_channel(std::vector<double> stack, double last, ResidueTreatment tre
       }
       break;
     case ResidueTreatment::closed: {
-      // State "after counting the residue", then the residue once more: everything closed now
-      // is a cycle of residue + residue that the residue alone left open.
+      // State "after counting the residue", then the residue once more, then its end point:
+      // everything closed now is a cycle of the finished history residue + residue that the
+      // residue alone left open. With the cycles already counted this gives, in all, the
+      // cycles that one more repetition of the history adds (count(x x) - count(x)).
       if (k < 2) break;
       std::vector<double> replay(residue.begin(), residue.end() - 1);
       double replay_last = residue[k - 1];
@@ -129,6 +131,7 @@ void finish_channel(std::vector<double> stack, double last, ResidueTreatment tre
         step(x, replay_last, replay_direction, replay, channel, out);
         flush_if_full(out, sink);
       }
+      push_turning_point(replay, replay_last, channel, out);
       break;
     }
   }

@@ -74,7 +74,9 @@ private:
 /// What to do with the residue at the end of a history.
 enum class ResidueTreatment {
   half_cycles,  ///< ASTM E1049: each range between consecutive residue points is 0.5 cycle
-  closed,       ///< count residue + residue (the history repeated): full cycles only
+  closed,       ///< count residue + residue as a finished history: full cycles only. With the
+                ///< cycles already counted, the total is what one more repetition of the
+                ///< history adds, count(x x) - count(x) (ISO 12110-2, DIN 45667 "repeated")
   discard,      ///< closed cycles only (e.g. to inspect what the history itself closed)
 };
 
