@@ -325,6 +325,13 @@ SnCurve load_sn_curve(const std::filesystem::path& file, std::string_view model_
         c.cutoff_range = c.knee_range * std::pow(c.knee_cycles() / *cutoff_cycles,
                                                  1.0 / c.slope_below_knee);
     }
+    if (c.knee_range > 0.0 && c.cutoff_range > c.knee_range) {
+      const std::string key = cutoff_range ? "cutoff_range" : "cutoff_cycles";
+      curve.fail(curve.node(key), key,
+                 "the cut-off must lie below the knee (cut-off range " +
+                     number(c.cutoff_range / to_model) + " > knee range " +
+                     number(c.knee_range / to_model) + ", in " + *unit + ")");
+    }
     c.name = "basquin";
     result = c;
   } else {
