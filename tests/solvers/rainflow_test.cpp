@@ -406,10 +406,11 @@ TEST(Rainflow, FloatSamplesCountLikeTheSameValuesInDouble) {
 }
 
 TEST(Rainflow, ManyChannelsEqualOneCounterPerChannel) {
-  // 3 channels take the scalar column path, 8 and more the vectorised row path; every channel
-  // must count exactly like a single-channel counter of its column, whatever the chunking.
+  // Up to 31 channels take the scalar column path, 32 and more the vectorised row path (in
+  // blocks of 512 channels: 600 has a partial second block); every channel must count exactly
+  // like a single-channel counter of its column, whatever the chunking.
   std::mt19937 rng(5);
-  for (std::int64_t n_channels : {1, 3, 8, 13, 64}) {
+  for (std::int64_t n_channels : {1, 3, 8, 31, 32, 64, 600}) {
     const std::int64_t n_samples = 4099;
     std::vector<std::vector<double>> columns;
     std::vector<float> data(n_samples * n_channels);
@@ -521,7 +522,7 @@ TEST(Rainflow, TreeMergeEqualsSequentialMerge) {
 }
 
 TEST(Rainflow, MergeOfManyChannelPieces) {
-  const std::int64_t n_channels = 16, n_samples = 3000;
+  const std::int64_t n_channels = 40, n_samples = 3000;  // the row-wise path
   std::vector<double> data(n_samples * n_channels);
   for (std::int64_t j = 0; j < n_channels; ++j) {
     const auto c = random_history(kKinds[j % 4], n_samples, 500 + static_cast<std::uint32_t>(j));
@@ -536,7 +537,7 @@ TEST(Rainflow, MergeOfManyChannelPieces) {
   a.merge(b, merged_cycles);
   EXPECT_TRUE(a == whole);
   a.finish(ResidueTreatment::half_cycles, merged_cycles);
-  expect_same_cycles(merged_cycles.cycles(), whole_cycles.cycles(), "16 channels");
+  expect_same_cycles(merged_cycles.cycles(), whole_cycles.cycles(), "40 channels");
 }
 
 // ---- checkpoints ------------------------------------------------------------------------
