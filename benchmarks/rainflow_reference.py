@@ -2,7 +2,7 @@
 """Compares vsense's rainflow counts with fatpack's on the same random histories, and times both.
 
     pip install fatpack numpy
-    benchmarks/rainflow_reference.py --bench build/bin/bench_rainflow [--samples 1000000]
+    benchmarks/rainflow_reference.py --bench build/benchmarks/bench_rainflow [--samples 1000000]
 
 For each history (a noise-driven resonator at 0.05 of the sample rate, and white noise):
 - exact turning points are found with numpy (fatpack's own find_reversals first rounds the
@@ -119,7 +119,7 @@ def best_of(f, repeat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bench", default="build/bin/bench_rainflow")
+    ap.add_argument("--bench", default="build/benchmarks/bench_rainflow")
     ap.add_argument("--samples", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
