@@ -62,9 +62,10 @@ std::vector<double> principal_cos2(const std::vector<double>& a, const std::vect
 }
 
 std::size_t count_rigid_body_modes(const std::vector<double>& eigenvalues, double ratio) {
+  // by |lambda|: rigid-body eigenvalues come out as round-off of either sign
   double largest_before = 0;
   for (std::size_t r = 0; r < eigenvalues.size(); ++r) {
-    const double f = frequency_hz(eigenvalues[r]);
+    const double f = frequency_hz(std::abs(eigenvalues[r]));
     if (r > 0 && largest_before < ratio * f) return r;
     largest_before = std::max(largest_before, f);
   }

@@ -38,8 +38,9 @@ double mac(const std::vector<double>& a, const std::vector<double>& b);
 std::vector<double> principal_cos2(const std::vector<double>& a, const std::vector<double>& b,
                                    std::size_t rows, std::size_t k);
 
-/// @brief Number of leading rigid-body modes: the first r >= 1 such that every frequency
-/// before index r is below `ratio` times frequency r (0 when there is no such jump).
+/// @brief Number of leading rigid-body modes: the first r >= 1 such that every |frequency|
+/// (of |eigenvalue|) before index r is below `ratio` times frequency r (0 when there is no
+/// such jump).
 std::size_t count_rigid_body_modes(const std::vector<double>& eigenvalues,
                                    double ratio = tolerance::rigid_body_frequency_ratio);
 

@@ -69,11 +69,13 @@ inline constexpr double ccx_printed_mass_rel = 1e-6;
 ///   frequencies by 0.031 % (mode 1) and 0.22 % (mode 2), from the clamped-free Timoshenko
 ///   frequency equation;
 /// - the fully clamped root face (all three DOFs of every node) forbids Poisson contraction and
-///   warping there, which stiffens by ~0.1 %: C3D20R/C3D20 at 40x4x4 give +0.085 % / -0.10 %
-///   (CalculiX 2.20), 0.12 % above Timoshenko for both modes.
-/// The finest meshes' remaining discretisation error is < 0.02 % (changes between the last two
-/// levels shrink 6-fold). 0.3 % covers these with margin and still catches a wrong density,
-/// modulus or mass matrix (>= 1 %).
+///   warping there, which stiffens by ~0.1 %: C3D20R at 20x4x4 gives +0.099 % / -0.086 %
+///   (CalculiX 2.20), 0.12-0.13 % above Timoshenko for both modes.
+/// The same root makes the stress field singular, so refining along the length converges at
+/// first order only: C3D20R at 80x2x2 gives +0.100 % / -0.084 %, with changes halving at each
+/// doubling (last one 0.03 %), i.e. ~0.03 % of discretisation error left.
+/// 0.3 % covers these with margin and still catches a wrong density, modulus or mass matrix
+/// (>= 1 %).
 inline constexpr double beam_vs_euler_bernoulli = 3e-3;
 
 /// C3D8 (full integration) locks in bending and converges slowly, at second order: its
