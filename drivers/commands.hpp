@@ -19,6 +19,8 @@ struct CommonOptions {
 void register_model(CLI::App& app, CommonOptions& common);  // model info|export|generate
 void register_modes(CLI::App& app, CommonOptions& common);
 void register_demo(CLI::App& app, CommonOptions& common);
+void register_simulate(CLI::App& app, CommonOptions& common);
+void register_place(CLI::App& app, CommonOptions& common);  // cmd_place.cpp
 
 // model subcommands, one file each
 void register_model_info(CLI::App& model, CommonOptions& common);
