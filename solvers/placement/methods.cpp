@@ -288,6 +288,8 @@ private:
   void rebuild_correlation() {
     if (model_.correlation_length <= 0.0) return;
     const std::size_t s = selected_.size();
+    c_inverse_.resize(s * s);
+    if (s == 0) return;  // (Eigen's pseudo-inverse does not take 0 x 0)
     Eigen::MatrixXd c(static_cast<Eigen::Index>(s), static_cast<Eigen::Index>(s));
     for (std::size_t a = 0; a < s; ++a) {
       for (std::size_t b = 0; b < s; ++b) {
@@ -296,7 +298,6 @@ private:
       }
     }
     const Eigen::MatrixXd inverse = c.completeOrthogonalDecomposition().pseudoInverse();
-    c_inverse_.resize(s * s);
     Eigen::Map<RowMatrix>(c_inverse_.data(), static_cast<Eigen::Index>(s), static_cast<Eigen::Index>(s)) = inverse;
   }
 
