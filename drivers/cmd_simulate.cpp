@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -54,21 +55,30 @@ std::string default_truth_path(const std::string& out) {
 }
 
 std::string summary_json(const solvers::SimulateSummary& s, double total_seconds) {
-  std::vector<std::string> files, names;
+  std::vector<std::string> files;
   for (const auto& f : s.archive_files) files.push_back("\"" + json_escape(f) + "\"");
-  for (const auto& c : s.channels) names.push_back("\"" + json_escape(c.name) + "\"");
+  // Channel RMS as min / mean / max: archives may have thousands of channels.
+  double rms_min = s.channel_rms.empty() ? 0.0 : s.channel_rms.front(), rms_max = rms_min;
+  double rms_mean = 0.0;
+  for (const double v : s.channel_rms) {
+    rms_min = std::min(rms_min, v);
+    rms_max = std::max(rms_max, v);
+    rms_mean += v / static_cast<double>(s.channel_rms.size());
+  }
   const double values = static_cast<double>(s.n_samples) * static_cast<double>(s.channels.size());
   return fmt::format(
       R"({{"command":"simulate","archive_files":[{}],"truth":"{}","units":"{}","n_samples":{},)"
-      R"("sample_rate_hz":{:.12g},"duration_s":{:.12g},"n_channels":{},"channels":[{}],)"
-      R"("channel_rms":[{:.6g}],"n_modes":{},"mode_indices":[{}],"frequencies_hz":[{:.9g}],)"
+      R"("sample_rate_hz":{:.12g},"duration_s":{:.12g},"n_channels":{},"channel_unit":"{}",)"
+      R"("channel_rms":{{"min":{:.6g},"mean":{:.6g},"max":{:.6g}}},)"
+      R"("n_modes":{},"mode_indices":[{}],"frequencies_hz":[{:.9g}],)"
       R"("excluded_modes":[{}],"load_set":"{}","n_load_nodes":{},"n_orders":{},)"
       R"("broadband_set":"{}","n_broadband_inputs":{},"warm_up_s":{:.6g},)"
       R"("timings_s":{{"simulate":{:.3f},"total":{:.3f}}},"samples_per_s":{:.6g},)"
       R"("channel_samples_per_s":{:.6g},"peak_memory_bytes":{}}})",
       fmt::join(files, ","), json_escape(s.truth_path), s.units, s.n_samples, s.sample_rate_hz,
       static_cast<double>(s.n_samples) / s.sample_rate_hz, s.channels.size(),
-      fmt::join(names, ","), fmt::join(s.channel_rms, ","), s.mode_indices.size(),
+      s.channels.empty() ? "" : json_escape(s.channels.front().unit), rms_min, rms_mean, rms_max,
+      s.mode_indices.size(),
       fmt::join(s.mode_indices, ","), fmt::join(s.frequencies_hz, ","),
       fmt::join(s.excluded_modes, ","), json_escape(s.load_set_used), s.n_load_nodes, s.n_orders,
       json_escape(s.broadband_set_used), s.n_broadband_inputs, s.warm_up_s, s.simulate_seconds,

@@ -21,9 +21,10 @@ namespace {
 
 constexpr const char* archive_format = "vsense-archive";
 constexpr std::int64_t archive_format_version = 1;
-// Directions are written by programs, but often rounded to a few digits (0.7071): a unit
-// vector within 1e-6 is accepted, which is far below any sensor's alignment accuracy.
-constexpr double direction_norm_tolerance = 1e-6;
+// Directions are often written rounded to four digits (0.7071, 0.7071, 0: norm 1 - 1e-5):
+// a norm within 1e-4 of one is accepted, an amplitude error far below any sensor's
+// calibration and alignment accuracy; anything further off is a mistake, not rounding.
+constexpr double direction_norm_tolerance = 1e-4;
 
 // ---- civil calendar (proleptic Gregorian), after H. Hinnant's public-domain algorithms ----
 
@@ -309,8 +310,10 @@ ArchiveWriter::ArchiveWriter(const std::string& path, ArchiveWriterOptions optio
 
   const bool single = o.sample_type == SampleType::float32;
   const std::size_t chunk_rows = detail::chunk_rows_for(n, single ? 4 : 8, o.chunk_samples);
+  // Checksummed chunks: archives are kept for years and copied around; a damaged chunk must
+  // be an error when read, not silently wrong accelerations.
   impl_->data.emplace(file, "/data", n, single ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, chunk_rows,
-                      o.compression_level);
+                      o.compression_level, false, true);
   file.set_attribute("/data", "layout", std::string("[n_samples, n_channels]"));
   file.set_attribute("/data", "unit", std::string("per channel, /channels/unit"));
 }

@@ -32,7 +32,7 @@ std::size_t chunk_rows_for(std::size_t n_columns, std::size_t element_bytes,
 
 RowAppender::RowAppender(hdf5::File& file, const std::string& dataset, std::size_t n_columns,
                          hid_t file_type, std::size_t chunk_rows, unsigned compression_level,
-                         bool one_dimensional)
+                         bool one_dimensional, bool checksum)
     : file_path_(file.path()), name_(dataset), n_columns_(n_columns),
       chunk_rows_(std::max<std::size_t>(chunk_rows, 1)), rank_(one_dimensional ? 1 : 2) {
   auto fail = [&](const std::string& what) {
@@ -60,6 +60,7 @@ RowAppender::RowAppender(hdf5::File& file, const std::string& dataset, std::size
       fail("cannot enable compression");
     }
   }
+  if (checksum && H5Pset_fletcher32(dcpl.get()) < 0) fail("cannot enable checksums");
   // Chunks are written whole from our own buffer, so a cache of one chunk is enough; it
   // avoids a read-modify-write of the last (partial) chunk.
   hdf5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);

@@ -14,11 +14,12 @@ class RowAppender {
 public:
   /// Creates `dataset` (intermediate groups too) with shape [0, n_columns], unlimited rows,
   /// chunks [chunk_rows, n_columns], stored as `file_type` (H5T_IEEE_F32LE or _F64LE).
-  /// With `one_dimensional` (n_columns must be 1) the dataset is [n_rows] instead.
+  /// With `one_dimensional` (n_columns must be 1) the dataset is [n_rows] instead. With
+  /// `checksum` every chunk carries a Fletcher-32 checksum that reading verifies.
   /// @throws IoError naming file and dataset
   RowAppender(hdf5::File& file, const std::string& dataset, std::size_t n_columns,
               hid_t file_type, std::size_t chunk_rows, unsigned compression_level,
-              bool one_dimensional = false);
+              bool one_dimensional = false, bool checksum = false);
   RowAppender(const RowAppender&) = delete;
   RowAppender& operator=(const RowAppender&) = delete;
   RowAppender(RowAppender&&) = default;

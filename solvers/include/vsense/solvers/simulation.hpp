@@ -90,7 +90,7 @@ public:
   std::uint64_t next_u64() noexcept;
   /// Uniform in [0, 1).
   double uniform() noexcept;
-  /// Standard normal (Box-Muller; the second value of each pair is kept for the next call).
+  /// Standard normal (polar method; the second value of each pair is kept for the next call).
   double normal() noexcept;
 
 private:
@@ -179,8 +179,15 @@ struct SimulationBlock {
 };
 
 /// @brief Produces the response sample block by block. Sample k is at t = k / sample_rate.
+///
+/// Internally the work is done in fixed blocks of `internal_block` samples aligned to the
+/// first (warm-up) sample, with matrix products (GEMM) for the modal forces and the channels;
+/// next() copies out of them. The arithmetic therefore never depends on how the caller cuts
+/// the run, which makes any blocking give the same bits as one call.
 class ModalSimulator {
 public:
+  static constexpr std::size_t internal_block = 512;
+
   /// @throws InputError for inconsistent sizes or invalid values.
   explicit ModalSimulator(SimulatorSetup setup);
   std::size_t n_modes() const noexcept { return setup_.omega_rad_s.size(); }
@@ -192,20 +199,21 @@ public:
   void next(std::size_t n, SimulationBlock& block);
 
 private:
-  void simulate(std::size_t n, SimulationBlock& block, bool with_channels);
+  void compute_block();  // the next internal block, from sample block_start_ + internal_block
 
   SimulatorSetup setup_;
   ModalOscillators oscillators_;
   BandNoise broadband_noise_;
   RandomStream sensor_noise_;
-  std::int64_t position_ = 0;  // negative during warm-up
-  std::int64_t warm_up_samples_ = 0;
-  bool warmed_up_ = false;
-  std::vector<double> harmonic_basis_;  // [n, 2 n_orders] cos | sin
-  std::vector<double> random_inputs_;   // [n, n_inputs]
+  std::int64_t position_ = 0;     // next sample to hand out (negative during warm-up)
+  std::int64_t block_start_ = 0;  // first sample of the internal block
+  bool have_block_ = false;
+  SimulationBlock current_;             // the internal block
+  std::vector<double> harmonic_basis_;  // [B, 2 n_orders] cos | sin
+  std::vector<double> random_inputs_;   // [B, n_inputs]
   std::vector<double> harmonic_gain_;   // [2 n_orders, m] (modal_cos | modal_sin) transposed
   std::vector<double> broadband_gain_;  // [n_inputs, m] participation transposed, times rms
-  std::vector<double> projection_t_;    // [m, n_channels]
+  std::vector<double> projection_t_;    // [m, n_channels], times the channel scale
 };
 
 }  // namespace vsense::solvers::simulation
