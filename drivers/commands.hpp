@@ -21,6 +21,7 @@ void register_modes(CLI::App& app, CommonOptions& common);
 void register_demo(CLI::App& app, CommonOptions& common);
 void register_simulate(CLI::App& app, CommonOptions& common);
 void register_place(CLI::App& app, CommonOptions& common);  // cmd_place.cpp
+void register_place_bench(CLI::App& app, CommonOptions& common);  // cmd_place_bench.cpp
 
 // model subcommands, one file each
 void register_model_info(CLI::App& model, CommonOptions& common);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "vsense/kernels/errors.hpp"
@@ -14,10 +15,20 @@ namespace vsense::solvers::placement {
 namespace {
 
 using RowBlock = Eigen::Map<const Eigen::Matrix<double, 3, Eigen::Dynamic, Eigen::RowMajor>>;
+constexpr double infinity = std::numeric_limits<double>::infinity();
 
-double log_det_spd(const Eigen::MatrixXd& q) {
+/// The Cholesky factor of an information matrix, or nothing when it is numerically singular
+/// (smallest eigenvalue below 1e-13 of the largest: the LS estimator does not exist).
+std::optional<Eigen::LLT<Eigen::MatrixXd>> factor_if_regular(const Eigen::MatrixXd& q) {
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(q, Eigen::EigenvaluesOnly);
+  const double lo = eig.eigenvalues().minCoeff(), hi = eig.eigenvalues().maxCoeff();
+  if (!(hi > 0.0) || lo <= 1e-13 * hi) return std::nullopt;
   Eigen::LLT<Eigen::MatrixXd> llt(q);
-  if (llt.info() != Eigen::Success) return -std::numeric_limits<double>::infinity();
+  if (llt.info() != Eigen::Success) return std::nullopt;
+  return llt;
+}
+
+double log_det_of(const Eigen::LLT<Eigen::MatrixXd>& llt) {
   return 2.0 * llt.matrixLLT().diagonal().array().log().sum();
 }
 
@@ -32,16 +43,14 @@ Metrics evaluate(const Problem& problem, const std::vector<std::size_t>& sensors
   }
   Metrics out;
   const Eigen::MatrixXd q = information(problem, sensors, 0.0);
+  const auto ls = factor_if_regular(q);
 
   // Information: log det, condition number, off-diagonal MAC of the restricted shapes.
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(q, Eigen::EigenvaluesOnly);
-  const double lo = eig.eigenvalues().minCoeff(), hi = eig.eigenvalues().maxCoeff();
-  if (lo > 1e-13 * hi && hi > 0.0) {
-    out.log_det_fim = eig.eigenvalues().array().log().sum();
-    out.condition_number = hi / lo;
-  } else {
-    out.log_det_fim = -std::numeric_limits<double>::infinity();
-    out.condition_number = std::numeric_limits<double>::infinity();
+  {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(q, Eigen::EigenvaluesOnly);
+    const double lo = eig.eigenvalues().minCoeff(), hi = eig.eigenvalues().maxCoeff();
+    out.log_det_fim = ls ? log_det_of(*ls) : -infinity;
+    out.condition_number = ls ? hi / lo : infinity;
   }
   double worst_mac = 0.0;
   for (Eigen::Index k = 0; k < mi; ++k) {
@@ -52,21 +61,25 @@ Metrics evaluate(const Problem& problem, const std::vector<std::size_t>& sensors
   }
   out.max_offdiag_mac = worst_mac;
 
-  // Estimation: least squares with the ridge, unit noise, displacement-weighted amplitudes.
-  const double ridge = information_ridge(problem);
+  // Stress errors. lambda: displacement-weighted prior variances (sigma = 1).
   const auto lambda = prior_variances(problem, mode_weights(problem, true, options.weight_exponent),
                                       options.snr);
-  Eigen::MatrixXd q_ridge = q;
-  q_ridge.diagonal().array() += ridge;
-  Eigen::LLT<Eigen::MatrixXd> llt(q_ridge);
-  if (llt.info() != Eigen::Success) throw NumericalError("placement metrics: Q + eps I is not positive definite");
-  const Eigen::MatrixXd q_inv = llt.solve(Eigen::MatrixXd::Identity(mi, mi));
+  Eigen::VectorXd sd(mi);
+  for (Eigen::Index k = 0; k < mi; ++k) sd[k] = std::sqrt(lambda[static_cast<std::size_t>(k)]);
   const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(
       problem.response_information.data(), mi, mi);
+  const Eigen::MatrixXd g_dense = g;
   double prior_trace = 0.0;
-  for (Eigen::Index k = 0; k < mi; ++k) prior_trace += lambda[static_cast<std::size_t>(k)] * g(k, k);
-  const double error_trace = (q_inv * g).trace();
-  out.stress_error_trace = error_trace / prior_trace;
+  for (Eigen::Index k = 0; k < mi; ++k) prior_trace += sd[k] * sd[k] * g(k, k);
+  Eigen::MatrixXd posterior = q;
+  posterior.diagonal() += sd.array().square().inverse().matrix();
+  const Eigen::LLT<Eigen::MatrixXd> bayes(posterior);
+  if (bayes.info() != Eigen::Success) {
+    throw NumericalError("placement metrics: Lambda^-1 + Q is not positive definite");
+  }
+  out.bayes_error_trace = bayes.solve(g_dense).trace() / prior_trace;
+  const double ls_trace = ls ? ls->solve(g_dense).trace() : infinity;
+  out.stress_error_trace = ls_trace / prior_trace;
 
   // Equivalent stresses A [6 nt, m]: ||A_t x||^2 = vm(Psi_t x)^2 (see make_problem).
   Eigen::MatrixXd a(static_cast<Eigen::Index>(6 * nt), mi);
@@ -84,30 +97,34 @@ Metrics evaluate(const Problem& problem, const std::vector<std::size_t>& sensors
       a(row + 5, col) = r3 * st[5];
     }
   }
+  double worst_signal = 0.0;
   {
-    const Eigen::MatrixXd l_inv_t =
-        llt.matrixL().solve(Eigen::MatrixXd::Identity(mi, mi)).transpose();  // Q^-1 = L^-T L^-1
-    const Eigen::MatrixXd al = a * l_inv_t;
-    Eigen::VectorXd sd(mi);
-    for (Eigen::Index k = 0; k < mi; ++k) sd[k] = std::sqrt(lambda[static_cast<std::size_t>(k)]);
     const Eigen::MatrixXd as = a * sd.asDiagonal();
-    double worst_error = 0.0, worst_signal = 0.0;
     for (std::size_t t = 0; t < nt; ++t) {
-      const auto row = static_cast<Eigen::Index>(6 * t);
-      worst_error = std::max(worst_error, al.middleRows(row, 6).squaredNorm());
-      worst_signal = std::max(worst_signal, as.middleRows(row, 6).squaredNorm());
+      worst_signal = std::max(worst_signal, as.middleRows(static_cast<Eigen::Index>(6 * t), 6).squaredNorm());
+    }
+  }
+  if (ls) {
+    // E[vm(e_t)^2] = ||A_t L^-T||_F^2 with Q^-1 = L^-T L^-1.
+    const Eigen::MatrixXd al = a * Eigen::MatrixXd(ls->matrixL().solve(Eigen::MatrixXd::Identity(mi, mi))).transpose();
+    double worst_error = 0.0;
+    for (std::size_t t = 0; t < nt; ++t) {
+      worst_error = std::max(worst_error, al.middleRows(static_cast<Eigen::Index>(6 * t), 6).squaredNorm());
     }
     out.stress_error_max = worst_signal > 0.0 ? worst_error / worst_signal : 0.0;
+  } else {
+    out.stress_error_max = infinity;
   }
 
-  // Monte Carlo: q ~ N(0, Lambda_w), y = Phi_S q + e, e ~ N(0, I), q^ = (Q + eps I)^-1 Phi_S^T y.
+  // Monte Carlo: q ~ N(0, Lambda_w), y = Phi_S q + e, e ~ N(0, I).
+  out.monte_carlo_error = ls ? 0.0 : infinity;
   if (options.samples > 0 && s > 0) {
     const auto ns = static_cast<Eigen::Index>(options.samples);
     std::mt19937_64 rng(options.seed);
     std::normal_distribution<double> normal(0.0, 1.0);
     Eigen::MatrixXd modal(mi, ns);
     for (Eigen::Index c = 0; c < ns; ++c) {
-      for (Eigen::Index k = 0; k < mi; ++k) modal(k, c) = std::sqrt(lambda[static_cast<std::size_t>(k)]) * normal(rng);
+      for (Eigen::Index k = 0; k < mi; ++k) modal(k, c) = sd[k] * normal(rng);
     }
     Eigen::MatrixXd phi_s(static_cast<Eigen::Index>(3 * s), mi);
     for (std::size_t i = 0; i < s; ++i) {
@@ -118,31 +135,33 @@ Metrics evaluate(const Problem& problem, const std::vector<std::size_t>& sensors
     for (Eigen::Index c = 0; c < ns; ++c) {
       for (Eigen::Index r = 0; r < y.rows(); ++r) y(r, c) += normal(rng);
     }
-    const Eigen::MatrixXd estimate = llt.solve(phi_s.transpose() * y);
-    const double error = (a * (estimate - modal)).squaredNorm();
+    const Eigen::MatrixXd rhs = phi_s.transpose() * y;
     const double signal = (a * modal).squaredNorm();
-    out.monte_carlo_error = signal > 0.0 ? std::sqrt(error / signal) : 0.0;
+    auto relative = [&](const Eigen::MatrixXd& estimate) {
+      return signal > 0.0 ? std::sqrt((a * (estimate - modal)).squaredNorm() / signal) : 0.0;
+    };
+    if (ls) out.monte_carlo_error = relative(ls->solve(rhs));
+    out.bayes_monte_carlo_error = relative(bayes.solve(rhs));
   }
 
-  // One failed sensor: the worst increase of the stress-error trace and drop of log det.
-  const double log_det_all = log_det_spd(q_ridge);
-  out.worst_failure_ratio = 1.0;
-  for (std::size_t i = 0; i < s; ++i) {
-    const RowBlock p(problem.blocks.data() + 3 * m * sensors[i], 3, mi);
-    Eigen::MatrixXd reduced = q_ridge;
-    reduced.noalias() -= p.transpose() * p;
-    Eigen::LLT<Eigen::MatrixXd> reduced_llt(reduced);
-    double ratio = std::numeric_limits<double>::infinity();
-    double drop = std::numeric_limits<double>::infinity();
-    if (reduced_llt.info() == Eigen::Success) {
-      ratio = (reduced_llt.solve(Eigen::MatrixXd(g))).trace() / error_trace;
-      drop = log_det_all - 2.0 * reduced_llt.matrixLLT().diagonal().array().log().sum();
+  // One failed sensor (LS): the worst increase of the stress-error trace and drop of log det.
+  out.worst_failure_ratio = ls ? 1.0 : infinity;
+  out.worst_failure_log_det_drop = ls ? 0.0 : infinity;
+  if (ls) {
+    const double log_det_all = log_det_of(*ls);
+    for (std::size_t i = 0; i < s; ++i) {
+      const RowBlock p(problem.blocks.data() + 3 * m * sensors[i], 3, mi);
+      Eigen::MatrixXd reduced = q;
+      reduced.noalias() -= p.transpose() * p;
+      const auto reduced_ls = factor_if_regular(reduced);
+      const double ratio = reduced_ls ? reduced_ls->solve(g_dense).trace() / ls_trace : infinity;
+      const double drop = reduced_ls ? log_det_all - log_det_of(*reduced_ls) : infinity;
+      if (out.worst_failure_node < 0 || ratio > out.worst_failure_ratio) {
+        out.worst_failure_ratio = ratio;
+        out.worst_failure_node = problem.node_ids[sensors[i]];
+      }
+      out.worst_failure_log_det_drop = std::max(out.worst_failure_log_det_drop, drop);
     }
-    if (ratio > out.worst_failure_ratio || out.worst_failure_node < 0) {
-      out.worst_failure_ratio = ratio;
-      out.worst_failure_node = problem.node_ids[sensors[i]];
-    }
-    out.worst_failure_log_det_drop = std::max(out.worst_failure_log_det_drop, drop);
   }
   return out;
 }

@@ -647,16 +647,28 @@ TEST(PlacementMetrics, MonteCarloAgreesWithTheErrorCovariance) {
   mo.samples = 20000;
   mo.snr = 20.0;
   const auto metrics = placement::evaluate(p, r.sensors, mo);
-  // E||A (q^ - q)||^2 / E||A q||^2 = sigma^2 tr(Q^-1 G) / tr(Lambda G) for the unbiased
-  // estimator (the ridge is ~1e-6 of the information): 20000 samples give ~1 % on the ratio.
+  // E||A (q^ - q)||^2 / E||A q||^2 = tr(Cov G) / tr(Lambda G) for both estimators (LS:
+  // Cov = Q^-1; Bayesian: Cov = (Lambda^-1 + Q)^-1): 20000 samples give ~1 % on the ratio.
   EXPECT_NEAR(metrics.monte_carlo_error * metrics.monte_carlo_error, metrics.stress_error_trace,
               0.03 * metrics.stress_error_trace);
+  EXPECT_NEAR(metrics.bayes_monte_carlo_error * metrics.bayes_monte_carlo_error,
+              metrics.bayes_error_trace, 0.03 * metrics.bayes_error_trace);
+  EXPECT_LT(metrics.bayes_error_trace, std::min(1.0, metrics.stress_error_trace));
   Eigen::MatrixXd q = brute_information(p, r.sensors, 0.0);
   EXPECT_NEAR(metrics.log_det_fim, log_det(q), 1e-9 * std::abs(log_det(q)));
   EXPECT_GE(metrics.worst_failure_ratio, 1.0);
   EXPECT_GT(metrics.worst_failure_log_det_drop, 0.0);
   EXPECT_GE(metrics.condition_number, 1.0);
   EXPECT_LE(metrics.max_offdiag_mac, 1.0);
+}
+
+TEST(PlacementMetrics, UnidentifiableLayoutsHaveInfiniteLeastSquaresErrors) {
+  const Problem p = random_problem(40, 10, 20);
+  const auto metrics = placement::evaluate(p, {0, 5, 9}, {});  // 9 channels, 10 modes
+  EXPECT_EQ(metrics.log_det_fim, -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(metrics.stress_error_trace, std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::isfinite(metrics.bayes_error_trace));
+  EXPECT_LT(metrics.bayes_error_trace, 1.0);
 }
 
 }  // namespace

@@ -160,18 +160,24 @@ struct MetricsOptions {
   std::uint64_t seed = 1;
 };
 
-/// Quality of a layout, for comparing methods. Noise is uncorrelated with sigma set by `snr`
-/// for modal amplitudes q ~ N(0, Lambda_w) (displacement-weighted); the estimator is least
-/// squares with the D ridge, q^ = (Q + eps I)^-1 Phi_S^T y.
+/// Quality of a layout, for comparing methods. Sensor noise is uncorrelated with sigma = 1 and
+/// the modal amplitudes are q ~ N(0, Lambda_w) (displacement-weighted prior, scaled by `snr`).
+/// Two estimators: least squares (LS, the classical modal expansion q^ = Q^-1 Phi_S^T y,
+/// error covariance Q^-1; infinite when Q is singular) and Bayesian (q^ = P^-1 Phi_S^T y with
+/// P = Lambda_w^-1 + Q, error covariance P^-1: the estimator two-phase optimises for).
+/// Stress errors are von Mises equivalents of the error tensors (see G), relative to the
+/// signal: trace = tr(Cov G) / tr(Lambda_w G).
 struct Metrics {
   double log_det_fim = 0.0;          ///< log det Q_S (sigma = 1); -inf when singular
   double condition_number = 0.0;     ///< of Q_S; inf when singular
   double max_offdiag_mac = 0.0;      ///< of the mode shapes restricted to the sensor DOFs
-  double stress_error_trace = 0.0;   ///< sigma^2 tr(Q^-1 G) / tr(Lambda_w G)
-  double stress_error_max = 0.0;     ///< max_t E[vm(e_t)^2] / max_t E[vm(sigma_t)^2]
-  double monte_carlo_error = 0.0;    ///< sqrt(sum vm(e)^2 / sum vm(sigma)^2) over samples, targets
-  double worst_failure_ratio = 0.0;  ///< max over one failed sensor of trace(S-a) / trace(S)
-  std::int64_t worst_failure_node = -1;
+  double stress_error_trace = 0.0;   ///< LS: tr(Q^-1 G) / tr(Lambda_w G)
+  double stress_error_max = 0.0;     ///< LS: max_t E[vm(e_t)^2] / max_t E[vm(sigma_t)^2]
+  double monte_carlo_error = 0.0;    ///< LS: sqrt(sum vm(e)^2 / sum vm(sigma)^2), samples x targets
+  double bayes_error_trace = 0.0;    ///< Bayesian: tr(P^-1 G) / tr(Lambda_w G)
+  double bayes_monte_carlo_error = 0.0;  ///< Bayesian estimator, as monte_carlo_error
+  double worst_failure_ratio = 0.0;  ///< LS: max over one failed sensor a of trace(S-a) / trace(S)
+  std::int64_t worst_failure_node = -1;     ///< the sensor whose failure costs most
   double worst_failure_log_det_drop = 0.0;  ///< max over a of log det Q_S - log det Q_{S-a}
 };
 
