@@ -78,8 +78,7 @@ std::string summary_json(const solvers::SimulateSummary& s, double total_seconds
       fmt::join(files, ","), json_escape(s.truth_path), s.units, s.n_samples, s.sample_rate_hz,
       static_cast<double>(s.n_samples) / s.sample_rate_hz, s.channels.size(),
       s.channels.empty() ? "" : json_escape(s.channels.front().unit), rms_min, rms_mean, rms_max,
-      s.mode_indices.size(),
-      fmt::join(s.mode_indices, ","), fmt::join(s.frequencies_hz, ","),
+      s.mode_indices.size(), fmt::join(s.mode_indices, ","), fmt::join(s.frequencies_hz, ","),
       fmt::join(s.excluded_modes, ","), json_escape(s.load_set_used), s.n_load_nodes, s.n_orders,
       json_escape(s.broadband_set_used), s.n_broadband_inputs, s.warm_up_s, s.simulate_seconds,
       total_seconds, static_cast<double>(s.n_samples) / s.simulate_seconds,
@@ -119,12 +118,14 @@ void register_simulate(CLI::App& app, CommonOptions& common) {
   cmd->add_flag("--truth-accelerations", r.truth_accelerations,
                 "Also store the modal accelerations in the truth file");
   auto* group = cmd->add_option_group("sensors", "Where the sensors are (exactly one)");
-  group->add_option("--placement", r.placement_path,
-                    "Placement file: triaxial sensors at /placement/node_ids")
+  group
+      ->add_option("--placement", r.placement_path,
+                   "Placement file: triaxial sensors at /placement/node_ids")
       ->check(CLI::ExistingFile);
-  group->add_option("--sensors", r.sensors_file,
-                    "Node list file: one node per line (sensor on each axis of --directions), "
-                    "or NODE DX DY DZ for one channel in that direction")
+  group
+      ->add_option("--sensors", r.sensors_file,
+                   "Node list file: one node per line (sensor on each axis of --directions), "
+                   "or NODE DX DY DZ for one channel in that direction")
       ->check(CLI::ExistingFile);
   group->add_option("--sensor-set", r.sensor_set, "Node set of the model (e.g. FRAME_TOP)");
   group->require_option(1);
@@ -191,8 +192,7 @@ void register_simulate(CLI::App& app, CommonOptions& common) {
   cmd->add_option("--firing-gain", r.firing_gain, "Roll moment gain on the firing orders")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--order-decay", r.order_decay,
-                  "Amplitudes fall as (1 + order)^-DECAY")
+  cmd->add_option("--order-decay", r.order_decay, "Amplitudes fall as (1 + order)^-DECAY")
       ->capture_default_str();
   cmd->add_option("--crank-axis", args->crank_axis, "Model axis along the crankshaft")
       ->check(CLI::IsMember({"x", "y"}))
@@ -235,19 +235,19 @@ void register_simulate(CLI::App& app, CommonOptions& common) {
         request.speed_profile.push_back(parse_pair(point, "--speed-profile"));
       }
     }
-    request.truth_path = args->no_truth ? ""
+    request.truth_path = args->no_truth        ? ""
                          : args->truth.empty() ? default_truth_path(request.out_path)
                                                : args->truth;
     const solvers::SimulateSummary summary = solvers::run_simulate(request);
     const double total = seconds_since(start);
     const double values =
         static_cast<double>(summary.n_samples) * static_cast<double>(summary.channels.size());
-    spdlog::info("{} samples x {} channels at {} Hz in {} file(s); {} modes ({:.2f} .. {:.2f} "
-                 "Hz); {:.3g} channel-samples/s",
-                 summary.n_samples, summary.channels.size(), summary.sample_rate_hz,
-                 summary.archive_files.size(), summary.mode_indices.size(),
-                 summary.frequencies_hz.front(), summary.frequencies_hz.back(),
-                 values / summary.simulate_seconds);
+    spdlog::info(
+        "{} samples x {} channels at {} Hz in {} file(s); {} modes ({:.2f} .. {:.2f} "
+        "Hz); {:.3g} channel-samples/s",
+        summary.n_samples, summary.channels.size(), summary.sample_rate_hz,
+        summary.archive_files.size(), summary.mode_indices.size(), summary.frequencies_hz.front(),
+        summary.frequencies_hz.back(), values / summary.simulate_seconds);
     if (!summary.truth_path.empty()) spdlog::info("truth: {}", summary.truth_path);
     if (common.json) std::cout << summary_json(summary, total) << "\n";
   });

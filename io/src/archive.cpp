@@ -71,9 +71,10 @@ UtcTime normalised(std::int64_t seconds, double fraction) {
 
 UtcTime parse_utc_time(const std::string& text) {
   auto bad = [&](const std::string& why) -> InputError {
-    return InputError(fmt::format("\"{}\" is not an ISO 8601 UTC time "
-                                  "(YYYY-MM-DDTHH:MM:SS[.fff]Z): {}",
-                                  text, why));
+    return InputError(
+        fmt::format("\"{}\" is not an ISO 8601 UTC time "
+                    "(YYYY-MM-DDTHH:MM:SS[.fff]Z): {}",
+                    text, why));
   };
   std::size_t pos = 0;
   auto digits = [&](std::size_t n, const char* what) -> int {
@@ -137,10 +138,9 @@ UtcTime parse_utc_time(const std::string& text) {
     throw bad(fmt::format("unexpected '{}' where the time zone should be", text[pos]));
   }
   if (pos != text.size()) throw bad(fmt::format("unexpected \"{}\" at the end", text.substr(pos)));
-  const std::int64_t seconds = days_from_civil(year, static_cast<unsigned>(month),
-                                               static_cast<unsigned>(day)) *
-                                   86400 +
-                               hour * 3600 + minute * 60 + second - zone_offset_s;
+  const std::int64_t seconds =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - zone_offset_s;
   return normalised(seconds, fraction);
 }
 
@@ -196,8 +196,8 @@ double acceleration_factor(const std::string& channel_unit, const std::string& m
   } else if (channel_unit == "g") {
     to_si = standard_gravity;
   } else {
-    throw InputError(fmt::format("unit \"{}\" is not one of \"m/s^2\", \"mm/s^2\", \"g\"",
-                                 channel_unit));
+    throw InputError(
+        fmt::format("unit \"{}\" is not one of \"m/s^2\", \"mm/s^2\", \"g\"", channel_unit));
   }
   if (model_units == "SI") return to_si;
   if (model_units == "mm-t-s") return to_si * 1e3;
@@ -210,20 +210,22 @@ namespace {
 // Checks one channel; `place` prefixes the message ("FILE: /channels/unit[3]").
 void check_channel(const ArchiveChannel& channel, std::size_t index, const std::string& where) {
   if (channel.name.empty()) {
-    throw InputError(fmt::format("{}: dataset /channels/name[{}]: empty channel name", where,
-                                 index));
+    throw InputError(
+        fmt::format("{}: dataset /channels/name[{}]: empty channel name", where, index));
   }
   if (!is_archive_unit(channel.unit)) {
-    throw InputError(fmt::format("{}: dataset /channels/unit[{}] (channel \"{}\"): unit \"{}\" "
-                                 "is not one of \"m/s^2\", \"mm/s^2\", \"g\"",
-                                 where, index, channel.name, channel.unit));
+    throw InputError(
+        fmt::format("{}: dataset /channels/unit[{}] (channel \"{}\"): unit \"{}\" "
+                    "is not one of \"m/s^2\", \"mm/s^2\", \"g\"",
+                    where, index, channel.name, channel.unit));
   }
   const auto& v = channel.direction;
   const double norm = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
   if (!std::isfinite(norm) || std::abs(norm - 1.0) > direction_norm_tolerance) {
-    throw InputError(fmt::format("{}: dataset /channels/direction[{}] (channel \"{}\"): "
-                                 "({}, {}, {}) is not a unit vector (norm {})",
-                                 where, index, channel.name, v[0], v[1], v[2], norm));
+    throw InputError(
+        fmt::format("{}: dataset /channels/direction[{}] (channel \"{}\"): "
+                    "({}, {}, {}) is not a unit vector (norm {})",
+                    where, index, channel.name, v[0], v[1], v[2], norm));
   }
 }
 
@@ -231,9 +233,10 @@ void check_unique_names(const std::vector<ArchiveChannel>& channels, const std::
   std::set<std::string> seen;
   for (std::size_t i = 0; i < channels.size(); ++i) {
     if (!seen.insert(channels[i].name).second) {
-      throw InputError(fmt::format("{}: dataset /channels/name[{}]: channel name \"{}\" appears "
-                                   "twice",
-                                   where, i, channels[i].name));
+      throw InputError(
+          fmt::format("{}: dataset /channels/name[{}]: channel name \"{}\" appears "
+                      "twice",
+                      where, i, channels[i].name));
     }
   }
 }
@@ -274,17 +277,18 @@ ArchiveWriter::ArchiveWriter(const std::string& path, ArchiveWriterOptions optio
   }
   check_unique_names(options.channels, path);
   if (options.units != "SI" && options.units != "mm-t-s") {
-    throw InputError(fmt::format("{}: cannot write archive: model units \"{}\" are not SI or "
-                                 "mm-t-s",
-                                 path, options.units));
+    throw InputError(
+        fmt::format("{}: cannot write archive: model units \"{}\" are not SI or "
+                    "mm-t-s",
+                    path, options.units));
   }
 
   impl_ = std::make_unique<Impl>(path);
   impl_->path = path;
   impl_->options = std::move(options);
   const auto& o = impl_->options;
-  impl_->file = std::make_unique<hdf5::File>(impl_->output.temporary_path(),
-                                             hdf5::File::Mode::create);
+  impl_->file =
+      std::make_unique<hdf5::File>(impl_->output.temporary_path(), hdf5::File::Mode::create);
   hdf5::File& file = *impl_->file;
   hdf5::write_standard_attributes(file, archive_format, archive_format_version, o.units,
                                   o.source_sha256);
@@ -385,18 +389,19 @@ std::vector<ArchiveChannel> read_channels(const hdf5::File& file) {
   const std::string& path = file.path();
   const auto name_shape = file.shape("/channels/name");
   if (name_shape.size() != 1) {
-    throw InputError(fmt::format("{}: dataset /channels/name has shape {} but expected "
-                                 "[n_channels]",
-                                 path, shape_string(name_shape)));
+    throw InputError(
+        fmt::format("{}: dataset /channels/name has shape {} but expected "
+                    "[n_channels]",
+                    path, shape_string(name_shape)));
   }
   const hsize_t n = name_shape[0];
   auto expect_shape = [&](const std::string& dataset, const std::vector<hsize_t>& expected) {
     const auto actual = file.shape(dataset);
     if (actual != expected) {
-      throw InputError(fmt::format("{}: dataset {} has shape {} but /channels/name lists {} "
-                                   "channels, so {} was expected",
-                                   path, dataset, shape_string(actual), n,
-                                   shape_string(expected)));
+      throw InputError(
+          fmt::format("{}: dataset {} has shape {} but /channels/name lists {} "
+                      "channels, so {} was expected",
+                      path, dataset, shape_string(actual), n, shape_string(expected)));
     }
   };
   expect_shape("/channels/node_id", {n});
@@ -427,7 +432,8 @@ std::string channel_difference(const std::vector<ArchiveChannel>& a,
       return fmt::format("\"{}\" (node {}, direction ({}, {}, {}), unit {})", c.name, c.node_id,
                          c.direction[0], c.direction[1], c.direction[2], c.unit);
     };
-    if (!(a[i] == b[i])) return fmt::format("channel {} is {} against {}", i, text(b[i]), text(a[i]));
+    if (!(a[i] == b[i]))
+      return fmt::format("channel {} is {} against {}", i, text(b[i]), text(a[i]));
   }
   return "";
 }
@@ -456,14 +462,15 @@ Archive::Archive(const std::vector<std::string>& paths, ArchiveOptions options)
     }
     const std::int64_t version = file.int_attribute("/", "format_version");
     if (version != archive_format_version) {
-      throw InputError(fmt::format("{}: format_version {} is not supported (this vsense reads "
-                                   "vsense-archive version {})",
-                                   path, version, archive_format_version));
+      throw InputError(
+          fmt::format("{}: format_version {} is not supported (this vsense reads "
+                      "vsense-archive version {})",
+                      path, version, archive_format_version));
     }
     const double rate = file.double_attribute("/", "sample_rate_hz");
     if (!(rate > 0.0) || !std::isfinite(rate)) {
-      throw InputError(fmt::format("{}: attribute sample_rate_hz is {} but must be positive",
-                                   path, rate));
+      throw InputError(
+          fmt::format("{}: attribute sample_rate_hz is {} but must be positive", path, rate));
     }
     ArchiveFile info;
     info.path = path;
@@ -476,21 +483,23 @@ Archive::Archive(const std::vector<std::string>& paths, ArchiveOptions options)
     std::vector<ArchiveChannel> channels = read_channels(file);
     const auto data_shape = file.shape("/data");
     if (data_shape.size() != 2) {
-      throw InputError(fmt::format("{}: dataset /data has shape {} but expected "
-                                   "[n_samples, n_channels]",
-                                   path, shape_string(data_shape)));
+      throw InputError(
+          fmt::format("{}: dataset /data has shape {} but expected "
+                      "[n_samples, n_channels]",
+                      path, shape_string(data_shape)));
     }
     if (data_shape[1] != channels.size()) {
-      throw InputError(fmt::format("{}: dataset /data has {} columns but /channels/name lists "
-                                   "{} channels",
-                                   path, data_shape[1], channels.size()));
+      throw InputError(
+          fmt::format("{}: dataset /data has {} columns but /channels/name lists "
+                      "{} channels",
+                      path, data_shape[1], channels.size()));
     }
     const ElementType type = element_type(file, "/data");
     if (type.type_class != H5T_FLOAT || (type.bytes != 4 && type.bytes != 8)) {
-      throw InputError(fmt::format("{}: dataset /data must hold float32 or float64 values "
-                                   "(found a {}-byte {})",
-                                   path, type.bytes,
-                                   type.type_class == H5T_INTEGER ? "integer" : "non-float"));
+      throw InputError(
+          fmt::format("{}: dataset /data must hold float32 or float64 values "
+                      "(found a {}-byte {})",
+                      path, type.bytes, type.type_class == H5T_INTEGER ? "integer" : "non-float"));
     }
     info.sample_type = type.bytes == 4 ? SampleType::float32 : SampleType::float64;
     info.n_samples = static_cast<std::int64_t>(data_shape[0]);
@@ -528,8 +537,7 @@ Archive::Archive(const std::vector<std::string>& paths, ArchiveOptions options)
   for (std::size_t i = 0; i < files_.size(); ++i) {
     if (i > 0) {
       ContinuousSegment& current = segments_.back();
-      const double expected_s =
-          static_cast<double>(current.n_samples) / sample_rate_hz_;
+      const double expected_s = static_cast<double>(current.n_samples) / sample_rate_hz_;
       const double offset_s = seconds_between(current.start, files_[i].start) - expected_s;
       const double offset_samples = offset_s * sample_rate_hz_;
       if (std::abs(offset_samples) <= 0.5) {
@@ -569,8 +577,8 @@ Archive& Archive::operator=(Archive&&) noexcept = default;
 
 std::int64_t Archive::n_samples(std::size_t segment) const {
   if (segment >= segments_.size()) {
-    throw InputError(fmt::format("archive segment {} does not exist ({} segments)", segment,
-                                 segments_.size()));
+    throw InputError(
+        fmt::format("archive segment {} does not exist ({} segments)", segment, segments_.size()));
   }
   return segments_[segment].n_samples;
 }
@@ -593,9 +601,9 @@ void Archive::read_file_rows(std::size_t index, std::int64_t first_row, std::int
     // chunk instead of decoding it twice.
     hdf5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
     const std::size_t row_bytes = std::max<std::size_t>(channels_.size(), 1) * 8;
-    if (!dapl || H5Pset_chunk_cache(dapl.get(), 1009,
-                                    std::max<std::size_t>(4096 * row_bytes * 2, 8 << 20),
-                                    0.75) < 0) {
+    if (!dapl ||
+        H5Pset_chunk_cache(dapl.get(), 1009, std::max<std::size_t>(4096 * row_bytes * 2, 8 << 20),
+                           0.75) < 0) {
       throw IoError("HDF5: cannot create a dataset access property list");
     }
     open->dataset = hdf5::Handle(H5Dopen2(open->file->id(), "/data", dapl.get()), H5Dclose);

@@ -33,8 +33,11 @@ std::size_t chunk_rows_for(std::size_t n_columns, std::size_t element_bytes,
 RowAppender::RowAppender(hdf5::File& file, const std::string& dataset, std::size_t n_columns,
                          hid_t file_type, std::size_t chunk_rows, unsigned compression_level,
                          bool one_dimensional, bool checksum)
-    : file_path_(file.path()), name_(dataset), n_columns_(n_columns),
-      chunk_rows_(std::max<std::size_t>(chunk_rows, 1)), rank_(one_dimensional ? 1 : 2) {
+    : file_path_(file.path()),
+      name_(dataset),
+      n_columns_(n_columns),
+      chunk_rows_(std::max<std::size_t>(chunk_rows, 1)),
+      rank_(one_dimensional ? 1 : 2) {
   auto fail = [&](const std::string& what) {
     const std::string detail = hdf5_error_message();
     throw IoError(fmt::format("{}: dataset {}: {}{}", file_path_, name_, what,
@@ -65,12 +68,12 @@ RowAppender::RowAppender(hdf5::File& file, const std::string& dataset, std::size
   // avoids a read-modify-write of the last (partial) chunk.
   hdf5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
   const std::size_t chunk_bytes = chunk_rows_ * std::max<std::size_t>(n_columns, 1) * 8;
-  if (!dapl || H5Pset_chunk_cache(dapl.get(), 521, std::max<std::size_t>(chunk_bytes, 1 << 20),
-                                  1.0) < 0) {
+  if (!dapl ||
+      H5Pset_chunk_cache(dapl.get(), 521, std::max<std::size_t>(chunk_bytes, 1 << 20), 1.0) < 0) {
     fail("cannot set the chunk cache");
   }
-  dataset_ = hdf5::Handle(H5Dcreate2(file.id(), dataset.c_str(), file_type, space.get(),
-                                     lcpl.get(), dcpl.get(), dapl.get()),
+  dataset_ = hdf5::Handle(H5Dcreate2(file.id(), dataset.c_str(), file_type, space.get(), lcpl.get(),
+                                     dcpl.get(), dapl.get()),
                           H5Dclose);
   if (!dataset_) fail("cannot create");
   buffer_.resize(chunk_rows_ * n_columns_);
@@ -110,8 +113,7 @@ void RowAppender::write_buffer() {
     const hsize_t count[2] = {static_cast<hsize_t>(buffered_), static_cast<hsize_t>(n_columns_)};
     hdf5::Handle memory_space(H5Screate_simple(rank_, count, nullptr), H5Sclose);
     if (!file_space || !memory_space ||
-        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) <
-            0 ||
+        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
         H5Dwrite(dataset_.get(), H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(),
                  H5P_DEFAULT, buffer_.data()) < 0) {
       fail(fmt::format("cannot write rows {} .. {}", written_, written_ + buffered_ - 1));

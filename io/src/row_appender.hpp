@@ -17,9 +17,9 @@ public:
   /// With `one_dimensional` (n_columns must be 1) the dataset is [n_rows] instead. With
   /// `checksum` every chunk carries a Fletcher-32 checksum that reading verifies.
   /// @throws IoError naming file and dataset
-  RowAppender(hdf5::File& file, const std::string& dataset, std::size_t n_columns,
-              hid_t file_type, std::size_t chunk_rows, unsigned compression_level,
-              bool one_dimensional = false, bool checksum = false);
+  RowAppender(hdf5::File& file, const std::string& dataset, std::size_t n_columns, hid_t file_type,
+              std::size_t chunk_rows, unsigned compression_level, bool one_dimensional = false,
+              bool checksum = false);
   RowAppender(const RowAppender&) = delete;
   RowAppender& operator=(const RowAppender&) = delete;
   RowAppender(RowAppender&&) = default;
@@ -45,8 +45,7 @@ private:
 };
 
 /// Chunk rows for a row width: `preferred` unless a chunk would exceed about 4 MiB.
-std::size_t chunk_rows_for(std::size_t n_columns, std::size_t element_bytes,
-                           std::size_t preferred);
+std::size_t chunk_rows_for(std::size_t n_columns, std::size_t element_bytes, std::size_t preferred);
 
 /// The innermost message of the current HDF5 error stack, then clears it ("" when none).
 std::string hdf5_error_message();

@@ -32,9 +32,10 @@ struct TruthWriter::Impl {
 TruthWriter::TruthWriter(const std::string& path, TruthInfo info, std::size_t chunk_samples) {
   const std::size_t m = info.n_modes();
   if (info.frequencies_hz.size() != m || info.damping_ratios.size() != m) {
-    throw InputError(fmt::format("{}: cannot write truth: {} mode indices, {} frequencies, {} "
-                                 "damping ratios",
-                                 path, m, info.frequencies_hz.size(), info.damping_ratios.size()));
+    throw InputError(
+        fmt::format("{}: cannot write truth: {} mode indices, {} frequencies, {} "
+                    "damping ratios",
+                    path, m, info.frequencies_hz.size(), info.damping_ratios.size()));
   }
   try {
     parse_utc_time(info.start_time);
@@ -44,8 +45,8 @@ TruthWriter::TruthWriter(const std::string& path, TruthInfo info, std::size_t ch
   impl_ = std::make_unique<Impl>(path);
   impl_->info = std::move(info);
   const TruthInfo& t = impl_->info;
-  impl_->file = std::make_unique<hdf5::File>(impl_->output.temporary_path(),
-                                             hdf5::File::Mode::create);
+  impl_->file =
+      std::make_unique<hdf5::File>(impl_->output.temporary_path(), hdf5::File::Mode::create);
   hdf5::File& file = *impl_->file;
   hdf5::write_standard_attributes(file, truth_format, truth_format_version, t.units,
                                   t.source_sha256);
@@ -68,8 +69,7 @@ TruthWriter::TruthWriter(const std::string& path, TruthInfo info, std::size_t ch
   file.set_attribute("/truth/modal_coordinates", "layout", std::string("[n_samples, n_modes]"));
   if (t.with_accelerations) {
     impl_->q_acc.emplace(file, "/truth/modal_accelerations", m, H5T_IEEE_F64LE, rows, 0);
-    file.set_attribute("/truth/modal_accelerations", "layout",
-                       std::string("[n_samples, n_modes]"));
+    file.set_attribute("/truth/modal_accelerations", "layout", std::string("[n_samples, n_modes]"));
   }
   impl_->speed.emplace(file, "/truth/speed_rpm", 1, H5T_IEEE_F64LE,
                        detail::chunk_rows_for(1, 8, 65536), 0, true);
@@ -89,8 +89,8 @@ void TruthWriter::append(const double* q, const double* q_acc, const double* spe
 void TruthWriter::set_archive_files(std::vector<std::string> names,
                                     std::vector<std::int64_t> first_samples) {
   if (names.size() != first_samples.size()) {
-    throw InputError(fmt::format("truth file: {} archive files but {} first samples",
-                                 names.size(), first_samples.size()));
+    throw InputError(fmt::format("truth file: {} archive files but {} first samples", names.size(),
+                                 first_samples.size()));
   }
   impl_->archive_files = std::move(names);
   impl_->first_samples = std::move(first_samples);
@@ -126,14 +126,15 @@ TruthReader::TruthReader(const std::string& path) : path_(path) {
   const hdf5::File file(path, hdf5::File::Mode::read);
   const std::string format = file.string_attribute("/", "format");
   if (format != truth_format) {
-    throw InputError(fmt::format("{}: attribute format is \"{}\" but expected \"{}\"", path,
-                                 format, truth_format));
+    throw InputError(fmt::format("{}: attribute format is \"{}\" but expected \"{}\"", path, format,
+                                 truth_format));
   }
   const std::int64_t version = file.int_attribute("/", "format_version");
   if (version != truth_format_version) {
-    throw InputError(fmt::format("{}: format_version {} is not supported (this vsense reads {} "
-                                 "version {})",
-                                 path, version, truth_format, truth_format_version));
+    throw InputError(
+        fmt::format("{}: format_version {} is not supported (this vsense reads {} "
+                    "version {})",
+                    path, version, truth_format, truth_format_version));
   }
   info_.units = file.string_attribute("/", "units");
   info_.source_sha256 = file.string_attribute("/", "source_sha256");
@@ -146,9 +147,10 @@ TruthReader::TruthReader(const std::string& path) : path_(path) {
   const std::size_t m = info_.n_modes();
   const auto shape = file.shape("/truth/modal_coordinates");
   if (shape.size() != 2 || shape[1] != m) {
-    throw InputError(fmt::format("{}: dataset /truth/modal_coordinates has shape [{}] but [n, {}] "
-                                 "was expected",
-                                 path, fmt::join(shape, ", "), m));
+    throw InputError(
+        fmt::format("{}: dataset /truth/modal_coordinates has shape [{}] but [n, {}] "
+                    "was expected",
+                    path, fmt::join(shape, ", "), m));
   }
   n_samples_ = static_cast<std::int64_t>(shape[0]);
   archive_files_ = file.read_strings("/truth/archive_files");

@@ -2,11 +2,10 @@
 // band-limited random forces and sensor noise (see simulation.hpp).
 #include <fmt/format.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <numbers>
-
-#include <Eigen/Core>
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/solvers/simulation.hpp"
@@ -58,9 +57,10 @@ Matrix4 exponential(Matrix4 x) {
 OscillatorStep oscillator_step(double omega_rad_s, double zeta, double dt_s) {
   if (!(omega_rad_s >= 0.0) || !std::isfinite(omega_rad_s) || !(zeta >= 0.0) ||
       !std::isfinite(zeta) || !(dt_s > 0.0) || !std::isfinite(dt_s)) {
-    throw InputError(fmt::format("modal oscillator: omega {} rad/s, zeta {}, dt {} s: need "
-                                 "omega >= 0, zeta >= 0, dt > 0",
-                                 omega_rad_s, zeta, dt_s));
+    throw InputError(
+        fmt::format("modal oscillator: omega {} rad/s, zeta {}, dt {} s: need "
+                    "omega >= 0, zeta >= 0, dt > 0",
+                    omega_rad_s, zeta, dt_s));
   }
   // Van Loan: the state [q, v, u, w] with u the force and w = du/dt constant over the step
   // (first-order hold) obeys a linear ODE whose exponential holds A, b0 and b1. It is scaled
@@ -71,11 +71,11 @@ OscillatorStep oscillator_step(double omega_rad_s, double zeta, double dt_s) {
   const double r = omega_rad_s / rate;
   const double horizon = rate * dt_s;
   Matrix4 m{};
-  m[1] = 1.0;                  // dQ/dtau = V
-  m[4] = -r * r;               // dV/dtau = -r^2 Q - 2 zeta r V + U
+  m[1] = 1.0;     // dQ/dtau = V
+  m[4] = -r * r;  // dV/dtau = -r^2 Q - 2 zeta r V + U
   m[5] = -2.0 * zeta * r;
   m[6] = 1.0;
-  m[11] = 1.0;                 // dU/dtau = W
+  m[11] = 1.0;  // dU/dtau = W
   for (double& v : m) v *= horizon;
   const Matrix4 e = exponential(m);
 
@@ -107,7 +107,8 @@ ModalOscillators::ModalOscillators(const std::vector<double>& omega_rad_s,
   f_prev_.assign(steps_.size(), 0.0);
 }
 
-void ModalOscillators::set_state(const std::vector<double>& q, const std::vector<double>& velocity) {
+void ModalOscillators::set_state(const std::vector<double>& q,
+                                 const std::vector<double>& velocity) {
   if (q.size() != steps_.size() || velocity.size() != steps_.size()) {
     throw InputError(fmt::format("modal oscillators: state of size {}/{} for {} modes", q.size(),
                                  velocity.size(), steps_.size()));
@@ -153,14 +154,15 @@ SpeedProfile::SpeedProfile(double rpm) : SpeedProfile(std::vector<double>{0.0}, 
 SpeedProfile::SpeedProfile(std::vector<double> time_s, std::vector<double> rpm)
     : time_s_(std::move(time_s)), rpm_(std::move(rpm)) {
   if (time_s_.empty() || time_s_.size() != rpm_.size()) {
-    throw InputError(fmt::format("speed profile: {} times and {} speeds (need the same number, "
-                                 "at least one)",
-                                 time_s_.size(), rpm_.size()));
+    throw InputError(
+        fmt::format("speed profile: {} times and {} speeds (need the same number, "
+                    "at least one)",
+                    time_s_.size(), rpm_.size()));
   }
   for (std::size_t j = 0; j < time_s_.size(); ++j) {
     if (!std::isfinite(time_s_[j]) || !(rpm_[j] >= 0.0) || !std::isfinite(rpm_[j])) {
-      throw InputError(fmt::format("speed profile: point {} ({} s, {} rpm) is invalid", j,
-                                   time_s_[j], rpm_[j]));
+      throw InputError(
+          fmt::format("speed profile: point {} ({} s, {} rpm) is invalid", j, time_s_[j], rpm_[j]));
     }
     if (j > 0 && !(time_s_[j] > time_s_[j - 1])) {
       throw InputError(fmt::format("speed profile: times must increase ({} s follows {} s)",
@@ -170,8 +172,7 @@ SpeedProfile::SpeedProfile(std::vector<double> time_s, std::vector<double> rpm)
   angle_at_point_.assign(time_s_.size(), 0.0);
   for (std::size_t j = 1; j < time_s_.size(); ++j) {
     angle_at_point_[j] = angle_at_point_[j - 1] + 0.5 * (rpm_[j - 1] + rpm_[j]) *
-                                                      (time_s_[j] - time_s_[j - 1]) *
-                                                      rpm_to_rad_s;
+                                                      (time_s_[j] - time_s_[j - 1]) * rpm_to_rad_s;
   }
   angle_at_zero_ = integral_from_first(0.0);
 }
@@ -262,33 +263,36 @@ BandNoise::BandNoise(std::size_t n_channels, double low_hz, double high_hz, doub
     : n_channels_(n_channels), random_(seed, stream) {
   if (n_channels_ == 0) return;  // nothing to filter: the band is not used
   if (!(sample_rate_hz > 0.0) || !(low_hz >= 0.0) || !(high_hz > low_hz)) {
-    throw InputError(fmt::format("band noise: band {} .. {} Hz at {} Hz sampling is invalid "
-                                 "(need 0 <= low < high)",
-                                 low_hz, high_hz, sample_rate_hz));
+    throw InputError(
+        fmt::format("band noise: band {} .. {} Hz at {} Hz sampling is invalid "
+                    "(need 0 <= low < high)",
+                    low_hz, high_hz, sample_rate_hz));
   }
   const double nyquist = 0.5 * sample_rate_hz;
   if (low_hz >= 0.98 * nyquist) {
-    throw InputError(fmt::format("band noise: lower edge {} Hz is not below the Nyquist "
-                                 "frequency {} Hz",
-                                 low_hz, nyquist));
+    throw InputError(
+        fmt::format("band noise: lower edge {} Hz is not below the Nyquist "
+                    "frequency {} Hz",
+                    low_hz, nyquist));
   }
   const double sqrt2 = std::numbers::sqrt2;
   if (low_hz > 0.0) {
     const double k = std::tan(std::numbers::pi * low_hz / sample_rate_hz);
     const double norm = 1.0 / (1.0 + sqrt2 * k + k * k);
-    sections_.push_back({norm, -2.0 * norm, norm, 2.0 * (k * k - 1.0) * norm,
-                         (1.0 - sqrt2 * k + k * k) * norm});
+    sections_.push_back(
+        {norm, -2.0 * norm, norm, 2.0 * (k * k - 1.0) * norm, (1.0 - sqrt2 * k + k * k) * norm});
   }
   if (high_hz < 0.98 * nyquist) {
     const double k = std::tan(std::numbers::pi * high_hz / sample_rate_hz);
     const double norm = 1.0 / (1.0 + sqrt2 * k + k * k);
-    sections_.push_back({k * k * norm, 2.0 * k * k * norm, k * k * norm,
-                         2.0 * (k * k - 1.0) * norm, (1.0 - sqrt2 * k + k * k) * norm});
+    sections_.push_back({k * k * norm, 2.0 * k * k * norm, k * k * norm, 2.0 * (k * k - 1.0) * norm,
+                         (1.0 - sqrt2 * k + k * k) * norm});
   }
   // Steady-state RMS for unit white input = sqrt(sum of the squared impulse response), summed
   // until the slowest pole (Butterworth damping 1/sqrt(2)) has decayed below rounding.
   double slowest_samples = 1.0;
-  if (low_hz > 0.0) slowest_samples = sample_rate_hz / (std::numbers::sqrt2 * std::numbers::pi * low_hz);
+  if (low_hz > 0.0)
+    slowest_samples = sample_rate_hz / (std::numbers::sqrt2 * std::numbers::pi * low_hz);
   const auto n_terms = static_cast<std::size_t>(std::min(50.0 * slowest_samples + 64.0, 1e8));
   std::vector<double> state(2 * sections_.size(), 0.0);
   double energy = 0.0;
@@ -335,8 +339,8 @@ constexpr std::uint64_t sensor_noise_stream = 3;
 
 void check_size(const char* what, std::size_t actual, std::size_t expected) {
   if (actual != expected) {
-    throw InputError(fmt::format("simulation: {} has {} values but {} were expected", what,
-                                 actual, expected));
+    throw InputError(
+        fmt::format("simulation: {} has {} values but {} were expected", what, actual, expected));
   }
 }
 
@@ -351,16 +355,16 @@ ModalSimulator::ModalSimulator(SimulatorSetup setup)
     : setup_(std::move(setup)),
       oscillators_(setup_.omega_rad_s, setup_.zeta, 1.0 / setup_.sample_rate_hz),
       broadband_noise_(setup_.broadband.n_inputs, setup_.broadband.low_hz,
-                       clipped_high(setup_.broadband, setup_.sample_rate_hz),
-                       setup_.sample_rate_hz, setup_.seed, broadband_stream),
+                       clipped_high(setup_.broadband, setup_.sample_rate_hz), setup_.sample_rate_hz,
+                       setup_.seed, broadband_stream),
       sensor_noise_(setup_.seed, sensor_noise_stream) {
   const std::size_t m = setup_.omega_rad_s.size();
   const auto& h = setup_.harmonic;
   const auto& b = setup_.broadband;
   const auto& s = setup_.sensors;
   if (!(setup_.sample_rate_hz > 0.0) || !std::isfinite(setup_.sample_rate_hz)) {
-    throw InputError(fmt::format("simulation: sample rate {} Hz is not positive",
-                                 setup_.sample_rate_hz));
+    throw InputError(
+        fmt::format("simulation: sample rate {} Hz is not positive", setup_.sample_rate_hz));
   }
   if (!(setup_.warm_up_s >= 0.0)) {
     throw InputError(fmt::format("simulation: warm-up {} s is negative", setup_.warm_up_s));
@@ -505,14 +509,12 @@ void ModalSimulator::compute_block() {
   Map force(b.modal_force.data(), ni, mi);
   force.setZero();
   if (n_basis > 0) {
-    force.noalias() +=
-        ConstMap(harmonic_basis_.data(), ni, static_cast<Eigen::Index>(n_basis)) *
-        ConstMap(harmonic_gain_.data(), static_cast<Eigen::Index>(n_basis), mi);
+    force.noalias() += ConstMap(harmonic_basis_.data(), ni, static_cast<Eigen::Index>(n_basis)) *
+                       ConstMap(harmonic_gain_.data(), static_cast<Eigen::Index>(n_basis), mi);
   }
   if (n_inputs > 0) {
-    force.noalias() +=
-        ConstMap(random_inputs_.data(), ni, static_cast<Eigen::Index>(n_inputs)) *
-        ConstMap(broadband_gain_.data(), static_cast<Eigen::Index>(n_inputs), mi);
+    force.noalias() += ConstMap(random_inputs_.data(), ni, static_cast<Eigen::Index>(n_inputs)) *
+                       ConstMap(broadband_gain_.data(), static_cast<Eigen::Index>(n_inputs), mi);
   }
   oscillators_.advance(b.modal_force.data(), n, b.q.data(), b.q_acc.data());
 

@@ -35,10 +35,17 @@ constexpr std::size_t fallback_load_nodes = 8;
 
 int axis_index(char axis, const char* what) {
   switch (axis) {
-    case 'x': case 'X': return 0;
-    case 'y': case 'Y': return 1;
-    case 'z': case 'Z': return 2;
-    default: throw InputError(fmt::format("{} axis '{}' is not x, y or z", what, axis));
+    case 'x':
+    case 'X':
+      return 0;
+    case 'y':
+    case 'Y':
+      return 1;
+    case 'z':
+    case 'Z':
+      return 2;
+    default:
+      throw InputError(fmt::format("{} axis '{}' is not x, y or z", what, axis));
   }
 }
 
@@ -62,14 +69,15 @@ ModesIndex read_modes_index(const io::hdf5::File& file) {
   const std::string& path = file.path();
   const std::string format = file.string_attribute("/", "format");
   if (format != "vsense-modes") {
-    throw InputError(fmt::format("{}: attribute format is \"{}\" but a modes file "
-                                 "(\"vsense-modes\") was expected",
-                                 path, format));
+    throw InputError(
+        fmt::format("{}: attribute format is \"{}\" but a modes file "
+                    "(\"vsense-modes\") was expected",
+                    path, format));
   }
   const std::int64_t version = file.int_attribute("/", "format_version");
   if (version != 1) {
-    throw InputError(fmt::format("{}: vsense-modes format_version {} is not supported", path,
-                                 version));
+    throw InputError(
+        fmt::format("{}: vsense-modes format_version {} is not supported", path, version));
   }
   ModesIndex index;
   index.units = file.string_attribute("/", "units");
@@ -78,16 +86,19 @@ ModesIndex read_modes_index(const io::hdf5::File& file) {
   index.eigenvalues = file.read_double("/modes/eigenvalues");
   index.frequencies_hz = file.read_double("/modes/frequencies_hz");
   const std::size_t n = index.node_ids.size();
-  if (index.coordinates.size() != 3 * n || index.frequencies_hz.size() != index.eigenvalues.size()) {
-    throw InputError(fmt::format("{}: /mesh/coordinates or /modes/frequencies_hz does not match "
-                                 "/mesh/node_ids and /modes/eigenvalues",
-                                 path));
+  if (index.coordinates.size() != 3 * n ||
+      index.frequencies_hz.size() != index.eigenvalues.size()) {
+    throw InputError(
+        fmt::format("{}: /mesh/coordinates or /modes/frequencies_hz does not match "
+                    "/mesh/node_ids and /modes/eigenvalues",
+                    path));
   }
   const auto shape = file.shape("/modes/shapes");
   if (shape != std::vector<hsize_t>{index.eigenvalues.size(), n, 3}) {
-    throw InputError(fmt::format("{}: dataset /modes/shapes has shape [{}] but [{}, {}, 3] was "
-                                 "expected",
-                                 path, fmt::join(shape, ", "), index.eigenvalues.size(), n));
+    throw InputError(
+        fmt::format("{}: dataset /modes/shapes has shape [{}] but [{}, {}, 3] was "
+                    "expected",
+                    path, fmt::join(shape, ", "), index.eigenvalues.size(), n));
   }
   index.index_of.reserve(n);
   for (std::size_t i = 0; i < n; ++i) index.index_of.emplace(index.node_ids[i], i);
@@ -174,8 +185,7 @@ std::vector<SensorSpec> read_sensor_file(const std::string& path, const std::str
       node = std::stoll(tokens[0], &used);
       if (used != tokens[0].size()) throw std::invalid_argument(tokens[0]);
     } catch (const std::exception&) {
-      throw InputError(fmt::format("{}:{}: \"{}\" is not a node id", path, line_number,
-                                   tokens[0]));
+      throw InputError(fmt::format("{}:{}: \"{}\" is not a node id", path, line_number, tokens[0]));
     }
     if (tokens.size() == 1) {
       if (seen.count(node) != 0) {
@@ -235,8 +245,8 @@ std::vector<double> read_shapes_at(const io::hdf5::File& file,
       }
     }
     if (H5Sselect_elements(file_space.get(), H5S_SELECT_SET, count, coordinates.data()) < 0 ||
-        H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(),
-                H5P_DEFAULT, out.data() + mi * n * 3) < 0) {
+        H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(), H5P_DEFAULT,
+                out.data() + mi * n * 3) < 0) {
       throw InputError(fmt::format("{}: cannot read mode {} of /modes/shapes (damaged file?)",
                                    file.path(), modes[mi]));
     }
@@ -324,11 +334,11 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     }
   }();
   if (!io::is_archive_unit(request.channel_unit)) {
-    throw InputError(fmt::format("--unit \"{}\" is not one of g, m/s^2, mm/s^2",
-                                 request.channel_unit));
+    throw InputError(
+        fmt::format("--unit \"{}\" is not one of g, m/s^2, mm/s^2", request.channel_unit));
   }
-  const int n_sources = !request.placement_path.empty() + !request.sensors_file.empty() +
-                        !request.sensor_set.empty();
+  const int n_sources =
+      !request.placement_path.empty() + !request.sensors_file.empty() + !request.sensor_set.empty();
   if (n_sources != 1) {
     throw InputError("give exactly one of --placement, --sensors, --sensor-set");
   }
@@ -374,9 +384,10 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
   } else if (request.damping.size() == m) {
     zeta = request.damping;
   } else {
-    throw InputError(fmt::format("--damping gives {} ratios for {} modes (give one, or one per "
-                                 "mode)",
-                                 request.damping.size(), m));
+    throw InputError(
+        fmt::format("--damping gives {} ratios for {} modes (give one, or one per "
+                    "mode)",
+                    request.damping.size(), m));
   }
   for (const double z : zeta) {
     if (!(z >= 0.0) || !std::isfinite(z)) {
@@ -394,9 +405,10 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     const io::hdf5::File placement(request.placement_path, io::hdf5::File::Mode::read);
     const std::string format = placement.string_attribute("/", "format");
     if (format != "vsense-placement") {
-      throw InputError(fmt::format("{}: attribute format is \"{}\" but a placement file was "
-                                   "expected",
-                                   request.placement_path, format));
+      throw InputError(
+          fmt::format("{}: attribute format is \"{}\" but a placement file was "
+                      "expected",
+                      request.placement_path, format));
     }
     sensors = triaxial(placement.read_int64("/placement/node_ids"), request.directions);
   } else if (!request.sensors_file.empty()) {
@@ -405,8 +417,9 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     sensors = triaxial(read_set(modes_file, index, request.sensor_set), request.directions);
   }
   const std::string sensor_source = !request.placement_path.empty() ? request.placement_path
-                                    : !request.sensors_file.empty() ? request.sensors_file
-                                                                    : "node set " + request.sensor_set;
+                                    : !request.sensors_file.empty()
+                                        ? request.sensors_file
+                                        : "node set " + request.sensor_set;
   if (sensors.empty()) throw InputError(fmt::format("{}: no sensor nodes", sensor_source));
 
   // Load nodes.
@@ -457,7 +470,8 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
       summary.broadband_set_used = "MOUNT_UPPER";
     } else {
       // Every k-th load node, so that a large set gives a bounded number of random inputs.
-      const std::size_t stride = (load_nodes.size() + max_broadband_nodes - 1) / max_broadband_nodes;
+      const std::size_t stride =
+          (load_nodes.size() + max_broadband_nodes - 1) / max_broadband_nodes;
       for (std::size_t j = 0; j < load_nodes.size(); j += stride) {
         broadband_nodes.push_back(load_nodes[j]);
       }
@@ -509,11 +523,13 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
       for (std::size_t j = 0; j < n_load; ++j) {
         for (std::size_t c = 0; c < 3; ++c) {
           const double p = phi(i, slots[j], c);
-          for (std::size_t r = 0; r < 6; ++r) modal[i * 6 + r] += p * distribution[(3 * j + c) * 6 + r];
+          for (std::size_t r = 0; r < 6; ++r)
+            modal[i * 6 + r] += p * distribution[(3 * j + c) * 6 + r];
         }
       }
     }
-    const auto n_orders = static_cast<std::size_t>(std::floor(request.max_order / request.order_step + 1e-9));
+    const auto n_orders =
+        static_cast<std::size_t>(std::floor(request.max_order / request.order_step + 1e-9));
     const int lateral = 3 - crank - vertical;
     const double firing_order = request.cylinders / 2.0;  // four-stroke
     simulation::RandomStream phases(request.seed, 1);
@@ -533,7 +549,8 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
       amplitude[static_cast<std::size_t>(vertical)] = force;
       amplitude[static_cast<std::size_t>(lateral)] = 0.5 * force;
       amplitude[static_cast<std::size_t>(crank)] = 0.2 * force;
-      amplitude[3 + static_cast<std::size_t>(crank)] = moment * (firing ? request.firing_gain : 1.0);
+      amplitude[3 + static_cast<std::size_t>(crank)] =
+          moment * (firing ? request.firing_gain : 1.0);
       amplitude[3 + static_cast<std::size_t>(lateral)] = 0.3 * moment;
       amplitude[3 + static_cast<std::size_t>(vertical)] = 0.3 * moment;
       for (std::size_t r = 0; r < 6; ++r) {
@@ -572,7 +589,8 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     for (std::size_t j = 0; j < broadband_nodes.size(); ++j) {
       const std::size_t s = slot(broadband_nodes[j]);
       for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t c = 0; c < 3; ++c) b.participation[i * b.n_inputs + 3 * j + c] = phi(i, s, c);
+        for (std::size_t c = 0; c < 3; ++c)
+          b.participation[i * b.n_inputs + 3 * j + c] = phi(i, s, c);
       }
     }
     summary.n_broadband_inputs = b.n_inputs;
@@ -612,8 +630,8 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
       slowest = std::max(slowest, zeta[i] > 0.0 ? 1.0 / (zeta[i] * omega[i]) : 1e9);
     }
     if (setup.broadband.n_inputs > 0 && request.broadband_low_hz > 0.0) {
-      slowest = std::max(slowest, 1.0 / (std::numbers::sqrt2 * std::numbers::pi *
-                                         request.broadband_low_hz));
+      slowest = std::max(slowest,
+                         1.0 / (std::numbers::sqrt2 * std::numbers::pi * request.broadband_low_hz));
     }
     setup.warm_up_s = std::min(5.0 * slowest, 60.0);
   }
@@ -636,21 +654,21 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     info.frequencies_hz = summary.frequencies_hz;
     info.damping_ratios = zeta;
     info.with_accelerations = request.truth_accelerations;
-    info.parameters = {{"seed", static_cast<double>(request.seed)},
-                       {"warm_up_s", setup.warm_up_s},
-                       {"rpm", request.rpm},
-                       {"cylinders", static_cast<double>(request.cylinders)},
-                       {"order_step", request.order_step},
-                       {"max_order", request.max_order},
-                       {"engine_force_n", request.engine_force_n},
-                       {"engine_moment_nm", request.engine_moment_nm},
-                       {"firing_gain", request.firing_gain},
-                       {"order_decay", request.order_decay},
-                       {"broadband_rms_n", request.broadband_rms_n},
-                       {"broadband_low_hz", request.broadband_low_hz},
-                       {"broadband_high_hz", std::min(request.broadband_high_hz,
-                                                      0.49 * request.sample_rate_hz)},
-                       {"noise_rms", request.noise_rms}};
+    info.parameters = {
+        {"seed", static_cast<double>(request.seed)},
+        {"warm_up_s", setup.warm_up_s},
+        {"rpm", request.rpm},
+        {"cylinders", static_cast<double>(request.cylinders)},
+        {"order_step", request.order_step},
+        {"max_order", request.max_order},
+        {"engine_force_n", request.engine_force_n},
+        {"engine_moment_nm", request.engine_moment_nm},
+        {"firing_gain", request.firing_gain},
+        {"order_decay", request.order_decay},
+        {"broadband_rms_n", request.broadband_rms_n},
+        {"broadband_low_hz", request.broadband_low_hz},
+        {"broadband_high_hz", std::min(request.broadband_high_hz, 0.49 * request.sample_rate_hz)},
+        {"noise_rms", request.noise_rms}};
     info.text_parameters = {{"load_set", summary.load_set_used},
                             {"broadband_set", summary.broadband_set_used},
                             {"crank_axis", std::string(1, request.crank_axis)},
@@ -682,8 +700,8 @@ SimulateSummary run_simulate(const SimulateRequest& request) {
     options.compression_level = request.compression_level;
     io::ArchiveWriter writer(path, options);
     for (std::int64_t done = 0; done < length;) {
-      const auto n = static_cast<std::size_t>(std::min<std::int64_t>(length - done,
-                                                                     static_cast<std::int64_t>(chunk)));
+      const auto n = static_cast<std::size_t>(
+          std::min<std::int64_t>(length - done, static_cast<std::int64_t>(chunk)));
       simulator.next(n, block);
       writer.append(block.channels.data(), n);
       if (truth) truth->append(block.q.data(), block.q_acc.data(), block.rpm.data(), n);

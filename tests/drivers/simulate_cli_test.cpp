@@ -48,10 +48,12 @@ std::unique_ptr<ScratchDir> SimulateCommand::dir_;
 TEST_F(SimulateCommand, WritesSegmentFilesThatReadBackAsOneContinuousArchive) {
   ScratchDir out("simulate-cli-segments");
   const auto archive_path = out.file("run.h5");
-  const auto r = run_vsense("simulate '" + modes_path() + "' --sensor-set MOUNT_LOWER --unit g "
+  const auto r = run_vsense("simulate '" + modes_path() +
+                            "' --sensor-set MOUNT_LOWER --unit g "
                             "--noise 0.001 --sample-rate 1000 --duration 20 --segment-s 8 "
                             "--start-time 2024-06-01T08:00:00Z --seed 3 --truth-accelerations "
-                            "--out '" + archive_path + "' --json -q");
+                            "--out '" +
+                            archive_path + "' --json -q");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"command\":\"simulate\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"n_channels\":36"), std::string::npos) << r.out;
@@ -125,9 +127,9 @@ TEST_F(SimulateCommand, PlacementAndNodeListsChooseTheChannels) {
   placement.n_modes = 14;
   placement.n_candidates = static_cast<std::int64_t>(feet.size());
   vsense::io::write_placement(out.file("placement.h5"), placement);
-  auto r = run_vsense("simulate '" + modes_path() + "' --placement '" + out.file("placement.h5") +
-                      "' --directions xz --duration 1 --no-truth --out '" + out.file("p.h5") +
-                      "' -q");
+  auto r =
+      run_vsense("simulate '" + modes_path() + "' --placement '" + out.file("placement.h5") +
+                 "' --directions xz --duration 1 --no-truth --out '" + out.file("p.h5") + "' -q");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   vsense::io::Archive from_placement({out.file("p.h5")});
   ASSERT_EQ(from_placement.n_channels(), 4u);
@@ -136,7 +138,8 @@ TEST_F(SimulateCommand, PlacementAndNodeListsChooseTheChannels) {
 
   {
     std::ofstream list(out.file("nodes.txt"));
-    list << "# one triaxial sensor and one uniaxial at 45 degrees\n" << feet[1] << "\n\n"
+    list << "# one triaxial sensor and one uniaxial at 45 degrees\n"
+         << feet[1] << "\n\n"
          << feet[2] << " 1 0 1   # x-z diagonal\n";
   }
   r = run_vsense("simulate '" + modes_path() + "' --sensors '" + out.file("nodes.txt") +
@@ -193,8 +196,8 @@ TEST_F(SimulateCommand, BadRequestsFailWithOneLineAndNoOutput) {
     const auto r = run_vsense(c.args);
     EXPECT_NE(r.exit_code, 0) << c.args;
     EXPECT_EQ(count_lines(r.err), c.syntax ? 2 : 1) << c.args << "\n" << r.err;
-    EXPECT_NE(r.err.substr(0, r.err.find('\n')).find(c.expect), std::string::npos)
-        << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.substr(0, r.err.find('\n')).find(c.expect), std::string::npos) << c.args << "\n"
+                                                                                   << r.err;
   }
   EXPECT_TRUE(fs::is_empty(out.path()));
 }

@@ -21,7 +21,8 @@ using vsense::test::ScratchDir;
 
 std::vector<ArchiveChannel> three_channels(const std::string& unit = "m/s^2") {
   const double s = std::sqrt(0.5);
-  return {{"S1_X", 11, {1, 0, 0}, unit}, {"S1_Y", 11, {0, 1, 0}, unit}, {"S2_D", 42, {s, 0, s}, unit}};
+  return {
+      {"S1_X", 11, {1, 0, 0}, unit}, {"S1_Y", 11, {0, 1, 0}, unit}, {"S2_D", 42, {s, 0, s}, unit}};
 }
 
 // Value of sample t, channel c: distinct everywhere, so misplaced rows or columns show.
@@ -31,8 +32,8 @@ double sample_value(std::int64_t t, std::size_t c) {
 
 // Writes a file of n samples starting at sample `first` of sample_value, in blocks of
 // `block` samples (to exercise partial chunks).
-std::string write_archive(const std::string& path, const std::string& start_time,
-                          std::int64_t n, std::int64_t first = 0, double rate = 100.0,
+std::string write_archive(const std::string& path, const std::string& start_time, std::int64_t n,
+                          std::int64_t first = 0, double rate = 100.0,
                           std::vector<ArchiveChannel> channels = three_channels(),
                           SampleType type = SampleType::float64, std::size_t block = 333) {
   ArchiveWriterOptions options;
@@ -139,7 +140,8 @@ TEST(Archive, RoundTripFloat64IsExactAcrossChunksAndBlocks) {
   EXPECT_EQ(archive.segments()[0].start_time, "2024-05-01T12:00:00Z");
   EXPECT_EQ(archive.files()[0].sample_type, SampleType::float64);
   // Blocks that do not align with the 128-sample chunks.
-  for (const auto& [first, n] : {std::pair<std::int64_t, std::int64_t>{0, 1000}, {127, 2}, {999, 1}, {300, 0}}) {
+  for (const auto& [first, n] :
+       {std::pair<std::int64_t, std::int64_t>{0, 1000}, {127, 2}, {999, 1}, {300, 0}}) {
     const auto block = archive.read_chunk(0, first, n);
     ASSERT_EQ(block.size(), static_cast<std::size_t>(n) * 3);
     for (std::int64_t t = 0; t < n; ++t) {
@@ -162,8 +164,8 @@ TEST(Archive, RoundTripFloat32RoundsOnceAndKeepsNaN) {
   options.sample_rate_hz = 10.0;
   options.start_time = "2024-05-01T12:00:00Z";
   options.channels = three_channels();
-  const std::vector<double> rows = {0.1, -2.5e-3, std::numeric_limits<double>::quiet_NaN(),
-                                    1e5 / 3, 7.0, -0.0};
+  const std::vector<double> rows = {0.1,     -2.5e-3, std::numeric_limits<double>::quiet_NaN(),
+                                    1e5 / 3, 7.0,     -0.0};
   {
     ArchiveWriter writer(dir.file("f.h5"), options);
     writer.append(rows.data(), 2);
@@ -214,9 +216,8 @@ TEST(Archive, WriterRefusesInvalidChannels) {
 
 TEST(Archive, ConvertsChannelUnitsToModelUnits) {
   ScratchDir dir("archive-units");
-  std::vector<ArchiveChannel> channels = {{"G", 1, {1, 0, 0}, "g"},
-                                          {"MM", 1, {0, 1, 0}, "mm/s^2"},
-                                          {"M", 1, {0, 0, 1}, "m/s^2"}};
+  std::vector<ArchiveChannel> channels = {
+      {"G", 1, {1, 0, 0}, "g"}, {"MM", 1, {0, 1, 0}, "mm/s^2"}, {"M", 1, {0, 0, 1}, "m/s^2"}};
   ArchiveWriterOptions options;
   options.sample_rate_hz = 10.0;
   options.start_time = "2024-05-01T12:00:00Z";
@@ -260,7 +261,8 @@ TEST(Archive, OrdersFilesByStartTimeAndReadsAcrossFileBoundaries) {
   EXPECT_EQ(archive.n_samples(0), 750);
   EXPECT_EQ(archive.total_samples(), 750);
   // One block over all three files, one inside the middle file, one across a boundary.
-  for (const auto& [first, n] : {std::pair<std::int64_t, std::int64_t>{0, 750}, {260, 20}, {249, 102}}) {
+  for (const auto& [first, n] :
+       {std::pair<std::int64_t, std::int64_t>{0, 750}, {260, 20}, {249, 102}}) {
     const auto block = archive.read_chunk(0, first, n);
     for (std::int64_t t = 0; t < n; ++t) {
       for (std::size_t k = 0; k < 3; ++k) {
@@ -373,14 +375,16 @@ TEST(Archive, ForeignOrBadAttributesAreInputErrors) {
   expect_input_error([&] { Archive({write_raw(dir.file("f.h5"), raw)}); }, {"f.h5", "format"});
   raw = RawArchive{};
   raw.version = 2;
-  expect_input_error([&] { Archive({write_raw(dir.file("v.h5"), raw)}); }, {"v.h5", "format_version"});
+  expect_input_error([&] { Archive({write_raw(dir.file("v.h5"), raw)}); },
+                     {"v.h5", "format_version"});
   raw = RawArchive{};
   raw.start = "2024-01-01T00:00:00";
   expect_input_error([&] { Archive({write_raw(dir.file("t.h5"), raw)}); },
                      {"t.h5", "start_time", "zone"});
   raw = RawArchive{};
   raw.rate = -1.0;
-  expect_input_error([&] { Archive({write_raw(dir.file("r.h5"), raw)}); }, {"r.h5", "sample_rate_hz"});
+  expect_input_error([&] { Archive({write_raw(dir.file("r.h5"), raw)}); },
+                     {"r.h5", "sample_rate_hz"});
   expect_input_error([&] { Archive({dir.file("missing.h5")}); }, {"missing.h5"});
   expect_input_error([&] { Archive(std::vector<std::string>{}); }, {"no archive files"});
 }

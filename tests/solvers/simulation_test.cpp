@@ -89,9 +89,9 @@ TEST(ModalOscillator, ImpulseResponseMatchesClosedFormInEveryDampingRegime) {
   };
   // Under-, critically and over-damped, a rigid mode, undamped, and a step far above the
   // period (omega dt = 40): the scheme is exact, so all hold to rounding.
-  for (const Case c : {Case{2 * pi * 10, 0.02, 1e-3}, Case{2 * pi * 10, 1.0, 1e-3},
-                       Case{2 * pi * 10, 3.0, 1e-3}, Case{0.0, 0.02, 1e-3},
-                       Case{2 * pi * 3, 0.0, 1e-3}, Case{2 * pi * 50, 0.05, 0.127}}) {
+  for (const Case c :
+       {Case{2 * pi * 10, 0.02, 1e-3}, Case{2 * pi * 10, 1.0, 1e-3}, Case{2 * pi * 10, 3.0, 1e-3},
+        Case{0.0, 0.02, 1e-3}, Case{2 * pi * 3, 0.0, 1e-3}, Case{2 * pi * 50, 0.05, 0.127}}) {
     const std::size_t n = 10000;
     const auto q = free_run(c.omega, c.zeta, c.dt, 1.0, n);
     double peak = 0.0, error = 0.0;
@@ -122,8 +122,8 @@ TEST(ModalOscillator, RampForceIsIntegratedExactly) {
       peak = std::max(peak, std::abs(exact));
       error = std::max(error, std::abs(q[k] - exact));
       // q'' = f - 2 zeta omega q' - omega^2 q, with the closed-form q and q'.
-      const double exact_acc = a * t - 2 * zeta * omega * ramp_velocity(omega, zeta, a, t) -
-                               omega * omega * exact;
+      const double exact_acc =
+          a * t - 2 * zeta * omega * ramp_velocity(omega, zeta, a, t) - omega * omega * exact;
       acc_peak = std::max(acc_peak, std::abs(exact_acc));
       acc_error = std::max(acc_error, std::abs(acc[k] - exact_acc));
     }
@@ -167,8 +167,8 @@ TEST(ModalOscillator, HarmonicSteadyStateAmplitudeAndPhaseMatchClosedForm) {
     std::complex<double> expected = 0.0;
     for (int harmonic = -2000; harmonic <= 2000; ++harmonic) {
       const double shifted = x + harmonic * pi;
-      expected += f0 * std::pow(std::sin(x) / shifted, 2) *
-                  response(big_omega + harmonic * 2 * pi * fs);
+      expected +=
+          f0 * std::pow(std::sin(x) / shifted, 2) * response(big_omega + harmonic * 2 * pi * fs);
     }
     const double hold = std::pow(std::sin(x) / x, 2);
     const std::complex<double> fitted(a, -b);  // q = Re(X e^{i Omega t})
@@ -340,7 +340,8 @@ TEST(ModalSimulator, ChannelsAreModalAccelerationsProjectedScaledPlusNoise) {
   for (std::size_t t = 0; t < 3000; ++t) {
     for (std::size_t c = 0; c < 4; ++c) {
       double expected = 0.0;
-      for (std::size_t i = 0; i < 3; ++i) expected += s.projection[c * 3 + i] * block.q_acc[t * 3 + i];
+      for (std::size_t i = 0; i < 3; ++i)
+        expected += s.projection[c * 3 + i] * block.q_acc[t * 3 + i];
       expected *= s.scale[c];
       worst = std::max(worst, std::abs(block.channels[t * 4 + c] - expected));
       peak = std::max(peak, std::abs(expected));
@@ -380,7 +381,8 @@ TEST(ModalSimulator, AnHourAtOneKilohertzRunsInConstantMemory) {
   std::size_t heap_after_first_minute = 0;
   double checksum = 0.0;
   while (simulator.position() < total) {
-    const auto n = static_cast<std::size_t>(std::min<std::int64_t>(chunk, total - simulator.position()));
+    const auto n =
+        static_cast<std::size_t>(std::min<std::int64_t>(chunk, total - simulator.position()));
     simulator.next(n, block);
     checksum += block.channels[0];
     if (heap_after_first_minute == 0 && simulator.position() >= 60000) {
@@ -394,8 +396,8 @@ TEST(ModalSimulator, AnHourAtOneKilohertzRunsInConstantMemory) {
   EXPECT_LE(block.q.capacity(), chunk * m);
   EXPECT_LE(block.channels.capacity(), chunk * n_channels);
   EXPECT_TRUE(std::isfinite(checksum));
-  std::printf("  one hour at 1 kHz, %zu modes, %zu channels: %.2f s (%.3g channel-samples/s)\n",
-              m, n_channels, seconds, 3.6e6 * n_channels / seconds);
+  std::printf("  one hour at 1 kHz, %zu modes, %zu channels: %.2f s (%.3g channel-samples/s)\n", m,
+              n_channels, seconds, 3.6e6 * n_channels / seconds);
   // Generous: ~5 s on a loaded 2-core machine in a release build.
   EXPECT_LT(seconds, 120.0);
 }
@@ -482,8 +484,8 @@ TEST(Simulate, ArchiveChannelsArePhiTimesModalAccelerationOnTheirDirections) {
       for (std::size_t i = 0; i < 3; ++i) {
         const std::size_t mode = static_cast<std::size_t>(summary.mode_indices[i]);
         for (std::size_t k = 0; k < 3; ++k) {
-          expected += channel.direction[k] * modes.shapes[(mode * n_nodes + node) * 3 + k] *
-                      acc[t * 3 + i];
+          expected +=
+              channel.direction[k] * modes.shapes[(mode * n_nodes + node) * 3 + k] * acc[t * 3 + i];
         }
       }
       worst = std::max(worst, std::abs(y[t * 6 + c] - expected));
@@ -498,7 +500,8 @@ TEST(Simulate, ArchiveChannelsArePhiTimesModalAccelerationOnTheirDirections) {
   double diff_error = 0.0, acc_peak = 0.0;
   for (std::size_t t = 1; t + 1 < 4000; ++t) {
     for (std::size_t i = 0; i < 3; ++i) {
-      const double second = (q[(t + 1) * 3 + i] - 2 * q[t * 3 + i] + q[(t - 1) * 3 + i]) / (dt * dt);
+      const double second =
+          (q[(t + 1) * 3 + i] - 2 * q[t * 3 + i] + q[(t - 1) * 3 + i]) / (dt * dt);
       diff_error = std::max(diff_error, std::abs(second - acc[t * 3 + i]));
       acc_peak = std::max(acc_peak, std::abs(acc[t * 3 + i]));
     }

@@ -51,10 +51,10 @@ double seconds_between(const UtcTime& earlier, const UtcTime& later);
 
 /// @brief One sensor channel of an archive.
 struct ArchiveChannel {
-  std::string name;                        ///< unique within the archive
-  std::int64_t node_id = 0;                ///< model node the sensor sits on
+  std::string name;                          ///< unique within the archive
+  std::int64_t node_id = 0;                  ///< model node the sensor sits on
   std::array<double, 3> direction{0, 0, 0};  ///< unit vector in model coordinates
-  std::string unit = "m/s^2";              ///< "m/s^2", "mm/s^2" or "g"
+  std::string unit = "m/s^2";                ///< "m/s^2", "mm/s^2" or "g"
 
   bool operator==(const ArchiveChannel&) const = default;
 };
@@ -79,8 +79,8 @@ struct ArchiveWriterOptions {
   std::string start_time;  ///< ISO 8601 UTC; validated (and written as given)
   std::vector<ArchiveChannel> channels;
   SampleType sample_type = SampleType::float32;
-  std::string units = "SI";   ///< model units the node ids and directions refer to
-  std::string source_sha256;  ///< of whatever the data were made from (may be empty)
+  std::string units = "SI";          ///< model units the node ids and directions refer to
+  std::string source_sha256;         ///< of whatever the data were made from (may be empty)
   std::size_t chunk_samples = 4096;  ///< rows per HDF5 chunk (fewer for very wide archives)
   unsigned compression_level = 0;    ///< deflate level 0 (none) .. 9, with shuffle
 };
@@ -147,7 +147,7 @@ struct Discontinuity {
 
 /// @brief A run of contiguous files read as one continuous signal.
 struct ContinuousSegment {
-  std::string start_time;             ///< of its first file
+  std::string start_time;  ///< of its first file
   UtcTime start;
   std::int64_t n_samples = 0;         ///< over all its files
   std::vector<std::size_t> files;     ///< indices into Archive::files(), in time order
@@ -197,8 +197,7 @@ public:
 
 private:
   struct OpenFile;
-  void read_file_rows(std::size_t file, std::int64_t first_row, std::int64_t n_rows,
-                      double* out);
+  void read_file_rows(std::size_t file, std::int64_t first_row, std::int64_t n_rows, double* out);
 
   ArchiveOptions options_;
   double sample_rate_hz_ = 0.0;

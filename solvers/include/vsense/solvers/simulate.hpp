@@ -32,12 +32,12 @@ struct SimulateRequest {
   bool truth_accelerations = false;
 
   // Sensors: exactly one of the three sources.
-  std::string placement_path;  ///< vsense-placement file (/placement/node_ids)
-  std::string sensors_file;    ///< one node per line, or "NODE DX DY DZ" for one channel
-  std::string sensor_set;      ///< node set of the modes file
+  std::string placement_path;      ///< vsense-placement file (/placement/node_ids)
+  std::string sensors_file;        ///< one node per line, or "NODE DX DY DZ" for one channel
+  std::string sensor_set;          ///< node set of the modes file
   std::string directions = "xyz";  ///< model axes measured at each sensor node (triaxial: xyz)
   std::string channel_unit = "m/s^2";
-  double noise_rms = 0.0;          ///< sensor noise, channel units
+  double noise_rms = 0.0;  ///< sensor noise, channel units
   io::SampleType sample_type = io::SampleType::float32;
   unsigned compression_level = 0;
   std::size_t chunk_samples = 4096;
@@ -46,14 +46,14 @@ struct SimulateRequest {
   double sample_rate_hz = 1000.0;
   double duration_s = 60.0;
   std::string start_time = "2024-01-01T00:00:00Z";
-  double segment_s = 0.0;  ///< > 0: one file per this many seconds
-  double warm_up_s = -1.0; ///< < 0: automatic (5 time constants of the slowest mode, <= 60 s)
+  double segment_s = 0.0;   ///< > 0: one file per this many seconds
+  double warm_up_s = -1.0;  ///< < 0: automatic (5 time constants of the slowest mode, <= 60 s)
   std::uint64_t seed = 1;
 
   // Modes.
-  int n_modes = 0;                      ///< use the lowest n (0: all)
-  std::vector<double> damping{0.02};    ///< one value for all modes, or one per mode used
-  double min_frequency_hz = 0.1;        ///< modes below (rigid-body modes) are left out
+  int n_modes = 0;                    ///< use the lowest n (0: all)
+  std::vector<double> damping{0.02};  ///< one value for all modes, or one per mode used
+  double min_frequency_hz = 0.1;      ///< modes below (rigid-body modes) are left out
 
   // Engine.
   double rpm = 1500.0;
@@ -61,18 +61,18 @@ struct SimulateRequest {
   int cylinders = 12;
   double order_step = 0.5;
   double max_order = 12.0;
-  double engine_force_n = 2000.0;      ///< vertical force amplitude scale, N
-  double engine_moment_nm = 5000.0;    ///< roll moment amplitude scale, N m
+  double engine_force_n = 2000.0;    ///< vertical force amplitude scale, N
+  double engine_moment_nm = 5000.0;  ///< roll moment amplitude scale, N m
   double firing_gain = 4.0;
   double order_decay = 1.0;
-  char crank_axis = 'x';               ///< 'x', 'y' or 'z'
+  char crank_axis = 'x';  ///< 'x', 'y' or 'z'
   char vertical_axis = 'z';
-  std::string load_set;                ///< empty: ENGINE_FEET, MOUNT_UPPER, or near the centre
+  std::string load_set;  ///< empty: ENGINE_FEET, MOUNT_UPPER, or near the centre
 
   // Broadband.
-  double broadband_rms_n = 200.0;      ///< per node and direction, N
+  double broadband_rms_n = 200.0;  ///< per node and direction, N
   double broadband_low_hz = 2.0, broadband_high_hz = 500.0;
-  std::string broadband_set;           ///< empty: MOUNT_UPPER, else the load nodes
+  std::string broadband_set;  ///< empty: MOUNT_UPPER, else the load nodes
 };
 
 struct SimulateSummary {

@@ -22,11 +22,11 @@ namespace vsense::solvers::simulation {
 /// Exact for any dt (stable however large omega dt is), for rigid (omega = 0), under-,
 /// critically and over-damped modes.
 struct OscillatorStep {
-  std::array<double, 4> a{};   ///< A row-major: a[0] a[1]; a[2] a[3]
-  std::array<double, 2> b0{};  ///< weight of f_k
-  std::array<double, 2> b1{};  ///< weight of f_{k+1}
-  double omega_sq = 0.0;       ///< omega^2, for the acceleration
-  double two_zeta_omega = 0.0; ///< 2 zeta omega
+  std::array<double, 4> a{};    ///< A row-major: a[0] a[1]; a[2] a[3]
+  std::array<double, 2> b0{};   ///< weight of f_k
+  std::array<double, 2> b1{};   ///< weight of f_{k+1}
+  double omega_sq = 0.0;        ///< omega^2, for the acceleration
+  double two_zeta_omega = 0.0;  ///< 2 zeta omega
 };
 
 /// @param omega_rad_s natural circular frequency >= 0 [rad/s]; zeta damping ratio >= 0;
