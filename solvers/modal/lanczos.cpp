@@ -181,12 +181,70 @@ public:
                                        describe_shift(sigma_)));
     }
     std::memcpy(y_out, x_->x, sizeof(double) * static_cast<std::size_t>(rows()));
+    if (regularisation_ > 0.0) refine(x_in, y_out);
   }
 
   double factor_seconds() const noexcept { return factor_seconds_; }
   std::int64_t factor_nonzeros() const noexcept { return factor_nonzeros_; }
 
+  /// Diagonal shift added to K - sigma M when the pencil is singular (0: none was needed).
+  double regularisation() const noexcept { return regularisation_; }
+
 private:
+  // Iterative refinement against the unregularised A: y += (A + delta I)^{-1} (x - A y). The
+  // error is multiplied by delta (A + delta I)^{-1} per step: it vanishes on every component
+  // where A is not singular and stays put (does not grow) on the common null space of K and M,
+  // which the M-inner-product Lanczos never sees.
+  void refine(const double* x_in, double* y_out) const {
+    const auto n = rows();
+    Eigen::Map<const Eigen::VectorXd> x(x_in, n);
+    Eigen::Map<Eigen::VectorXd> y(y_out, n);
+    Eigen::VectorXd residual(n);
+    const double x_norm = x.norm();
+    double previous = std::numeric_limits<double>::infinity();
+    for (int step = 0; step < 30; ++step) {
+      residual.noalias() = x - shifted_.selfadjointView<Eigen::Lower>() * y;
+      const double norm = residual.norm();
+      // Stop at round-off level, or when a step no longer halves the residual (stagnation).
+      if (norm <= 1e-15 * x_norm || norm > 0.5 * previous) break;
+      previous = norm;
+      cholmod_dense rhs{};
+      rhs.nrow = static_cast<std::size_t>(n);
+      rhs.ncol = 1;
+      rhs.nzmax = rhs.nrow;
+      rhs.d = rhs.nrow;
+      rhs.x = residual.data();
+      rhs.xtype = CHOLMOD_REAL;
+      rhs.dtype = CHOLMOD_DOUBLE;
+      if (!cholmod_l_solve2(CHOLMOD_A, factor_, &rhs, nullptr, &x_, nullptr, &y_workspace_,
+                            &e_workspace_, &common_)) {
+        throw NumericalError(fmt::format("modal solver: CHOLMOD solve failed: {} (n = {})",
+                                         cholmod_status_text(common_.status), n));
+      }
+      y += Eigen::Map<const Eigen::VectorXd>(static_cast<const double*>(x_->x), n);
+    }
+  }
+
+  /// Factorises K - sigma M + delta I. CHOLMOD reads `regularised` (a copy of A with delta on
+  /// the diagonal) when delta > 0, else A itself.
+  bool try_factorise(SparseMatrix& target) {
+    cholmod_sparse view{};
+    view.nrow = static_cast<std::size_t>(target.rows());
+    view.ncol = static_cast<std::size_t>(target.cols());
+    view.nzmax = static_cast<std::size_t>(target.nonZeros());
+    view.p = target.outerIndexPtr();
+    view.i = target.innerIndexPtr();
+    view.x = target.valuePtr();
+    view.stype = -1;
+    view.itype = CHOLMOD_LONG;
+    view.xtype = CHOLMOD_REAL;
+    view.dtype = CHOLMOD_DOUBLE;
+    view.sorted = 1;
+    view.packed = 1;
+    const int ok = cholmod_l_factorize(&view, factor_, &common_);
+    return ok && common_.status == CHOLMOD_OK && factor_->minor == factor_->n;
+  }
+
   void factorise(double sigma) {
     const auto start = Clock::now();
     const std::int64_t n = stiffness_.rows();
@@ -220,7 +278,32 @@ private:
     }
     spdlog::debug("modal: CHOLMOD analysis: nnz(L) = {:.4g}, {:.4g} GFlop, ordering method {}",
                   common_.lnz, common_.fl * 1e-9, common_.selected);
-    const int ok = cholmod_l_factorize(&view, factor_, &common_);
+    int ok = cholmod_l_factorize(&view, factor_, &common_);
+    if (common_.status == CHOLMOD_NOT_POSDEF && sigma < 0.0) {
+      // With sigma below the spectrum, A = K - sigma M is only singular where K and M share a
+      // null vector: a singular pencil, as reduced-integration elements with their 2x2x2 mass
+      // rule produce (C3D20R hourglass modes carrying no mass). Those vectors are not modes and
+      // the M-inner-product Lanczos never sees them; factorise A + delta I instead (static
+      // regularisation, delta far below every physical pivot) and refine each solve against A.
+      double max_diagonal = 0.0;
+      for (Eigen::Index j = 0; j < shifted_.outerSize(); ++j) {
+        for (SparseMatrix::InnerIterator it(shifted_, j); it; ++it) {
+          if (it.row() == it.col()) max_diagonal = std::max(max_diagonal, std::abs(it.value()));
+        }
+      }
+      regularisation_ = 1e-12 * max_diagonal;
+      SparseMatrix regularised = shifted_;
+      for (Eigen::Index j = 0; j < regularised.outerSize(); ++j) {
+        regularised.coeffRef(j, j) += regularisation_;
+      }
+      regularised.makeCompressed();
+      spdlog::warn("modal: K - sigma M is singular (K and M share null vectors, e.g. hourglass "
+                   "modes of reduced-integration elements without mass); regularising with "
+                   "delta = {:.3g} and refining every solve",
+                   regularisation_);
+      ok = try_factorise(regularised) ? 1 : 0;
+      if (ok) common_.status = CHOLMOD_OK;
+    }
     if (!ok || common_.status == CHOLMOD_NOT_POSDEF || factor_->minor < factor_->n) {
       if (common_.status == CHOLMOD_NOT_POSDEF || factor_->minor < factor_->n) {
         throw NumericalError(fmt::format(
@@ -254,6 +337,7 @@ private:
   mutable cholmod_dense* e_workspace_ = nullptr;
   double factor_seconds_ = 0.0;
   std::int64_t factor_nonzeros_ = 0;
+  double regularisation_ = 0.0;
 };
 
 /// @brief y = M x with M stored as its lower triangle: Spectra's B operator.
@@ -620,6 +704,7 @@ ModalResult solve_lowest_modes(const model::SparseMatrix& stiffness,
   result.solve_seconds = seconds_since(start);
   result.factor_seconds = shift_solve.factor_seconds();
   result.factor_nonzeros = shift_solve.factor_nonzeros();
+  result.regularisation = shift_solve.regularisation();
   spdlog::info("modal: {} modes in {} restarts, {:.3f} s (factorisation {:.3f} s); lowest {:.6g}, "
                "highest {:.6g} (rad/s)^2",
                nev, result.iterations, result.solve_seconds, result.factor_seconds,

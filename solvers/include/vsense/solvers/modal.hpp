@@ -31,7 +31,10 @@ struct ModalResult {
   double factor_seconds = 0.0;
   double solve_seconds = 0.0;
   std::int64_t factor_nonzeros = 0;
-  int iterations = 0;           ///< Lanczos restarts, all passes
+  int iterations = 0;
+  /// > 0 when K - sigma M was singular (K and M share null vectors) and was factorised with this
+  /// diagonal shift, every solve being refined against the true matrix.
+  double regularisation = 0.0;           ///< Lanczos restarts, all passes
   int recovered_modes = 0;      ///< missed copies of repeated eigenvalues found by the check
 };
 
