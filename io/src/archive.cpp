@@ -597,13 +597,25 @@ void Archive::read_file_rows(std::size_t index, std::int64_t first_row, std::int
     auto open = std::make_unique<OpenFile>();
     open->index = index;
     open->file = std::make_unique<hdf5::File>(info.path, hdf5::File::Mode::read);
-    // A cache of a few chunks lets blocks that are not chunk-aligned reuse a decompressed
-    // chunk instead of decoding it twice.
+    // A cache of two chunks lets blocks that are not chunk-aligned reuse a decompressed
+    // chunk instead of decoding it twice, and no more: memory stays at the caller's block plus
+    // two chunks (of whatever shape the file's writer chose, capped at 256 MiB).
+    std::size_t chunk_bytes = std::size_t{1} << 20;
+    {
+      hdf5::Handle probe(H5Dopen2(open->file->id(), "/data", H5P_DEFAULT), H5Dclose);
+      hdf5::Handle dcpl(probe ? H5Dget_create_plist(probe.get()) : -1, H5Pclose);
+      hdf5::Handle type(probe ? H5Dget_type(probe.get()) : -1, H5Tclose);
+      hsize_t dims[2] = {0, 0};
+      if (dcpl && type && H5Pget_layout(dcpl.get()) == H5D_CHUNKED &&
+          H5Pget_chunk(dcpl.get(), 2, dims) == 2) {
+        chunk_bytes = static_cast<std::size_t>(dims[0] * dims[1]) * H5Tget_size(type.get());
+      }
+      detail::hdf5_error_message();  // clears the stack of a failed probe; the open reports
+    }
+    const std::size_t cache_bytes =
+        std::clamp<std::size_t>(2 * chunk_bytes, std::size_t{1} << 20, std::size_t{256} << 20);
     hdf5::Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
-    const std::size_t row_bytes = std::max<std::size_t>(channels_.size(), 1) * 8;
-    if (!dapl ||
-        H5Pset_chunk_cache(dapl.get(), 1009, std::max<std::size_t>(4096 * row_bytes * 2, 8 << 20),
-                           0.75) < 0) {
+    if (!dapl || H5Pset_chunk_cache(dapl.get(), 1009, cache_bytes, 0.75) < 0) {
       throw IoError("HDF5: cannot create a dataset access property list");
     }
     open->dataset = hdf5::Handle(H5Dopen2(open->file->id(), "/data", dapl.get()), H5Dclose);
