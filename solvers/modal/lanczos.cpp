@@ -205,8 +205,8 @@ private:
     for (int step = 0; step < 30; ++step) {
       residual.noalias() = x - shifted_.selfadjointView<Eigen::Lower>() * y;
       const double norm = residual.norm();
-      // Stop at round-off level, or when a step no longer halves the residual (stagnation).
-      if (norm <= 1e-15 * x_norm || norm > 0.5 * previous) break;
+      // Stop at round-off level, or when a step no longer reduces the residual.
+      if (norm <= 1e-15 * x_norm || norm >= previous) break;
       previous = norm;
       cholmod_dense rhs{};
       rhs.nrow = static_cast<std::size_t>(n);
