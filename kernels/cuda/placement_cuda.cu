@@ -12,10 +12,10 @@
 #include <limits>
 #include <vector>
 
-#include "../common/placement_scores.hpp"
 #include "check.cuh"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/placement.hpp"
+#include "vsense/kernels/placement_scores.hpp"
 
 namespace vsense::kernels::cuda {
 

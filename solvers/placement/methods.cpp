@@ -17,6 +17,7 @@
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/placement.hpp"
 #include "vsense/solvers/placement.hpp"
+#include "vsense/solvers/placement_scoring.hpp"
 
 namespace vsense::solvers::placement {
 
@@ -52,7 +53,7 @@ public:
   PartitionedScorer(const Executor& exec, const Problem& problem, std::size_t partitions,
                     std::size_t chunk) {
     const std::size_t n = problem.n_candidates(), m = problem.n_modes;
-    chunk = chunk > 0 ? chunk : kernels::default_scoring_chunk(exec);
+    chunk = chunk > 0 ? chunk : default_scoring_chunk(exec);
     const std::size_t n_chunks = (n + chunk - 1) / chunk;
     partitions = std::max<std::size_t>(partitions, 1);
     const std::size_t per = (n_chunks + partitions - 1) / partitions;
@@ -60,7 +61,7 @@ public:
       const std::size_t begin = std::min(n, p * per * chunk);
       const std::size_t end = std::min(n, (p + 1) * per * chunk);
       if (begin >= end) continue;
-      parts_.push_back(kernels::make_block_scorer(exec, begin, end - begin, m,
+      parts_.push_back(make_block_scorer(exec, begin, end - begin, m,
                                                   problem.blocks.data() + 3 * m * begin,
                                                   problem.coordinates.data() + 3 * begin, chunk));
     }
@@ -250,7 +251,7 @@ public:
         std::copy(x, x + 3, selected_coordinates_.begin() + static_cast<std::ptrdiff_t>(3 * a));
       }
       selected_products_.resize(3 * s * k);
-      kernels::host_gemm(3 * s, k, m, gathered_.data(), right_.data(), selected_products_.data());
+      host_gemm(3 * s, k, m, gathered_.data(), right_.data(), selected_products_.data());
       correlation_.length = model_.correlation_length;
       correlation_.n_selected = s;
       correlation_.selected_coordinates = selected_coordinates_.data();
@@ -684,7 +685,7 @@ RedundancyTable redundancy_table(const Problem& problem, const std::vector<std::
   for (std::size_t begin = 0; begin < n; begin += chunk) {
     const std::size_t count = std::min(chunk, n - begin);
     product.resize(3 * count * 3 * s);
-    kernels::host_gemm(3 * count, 3 * s, m, problem.blocks.data() + 3 * m * begin, right.data(), product.data());
+    host_gemm(3 * count, 3 * s, m, problem.blocks.data() + 3 * m * begin, right.data(), product.data());
 #pragma omp parallel for schedule(static) if (count * 9 * (m + s) >= parallel_work)
     for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(count); ++jj) {
       const auto j = static_cast<std::size_t>(jj);

@@ -18,6 +18,7 @@
 #include "vsense/kernels/executor.hpp"
 #include "vsense/kernels/placement.hpp"
 #include "vsense/solvers/placement.hpp"
+#include "vsense/solvers/placement_scoring.hpp"
 
 namespace {
 
@@ -227,7 +228,7 @@ TEST(PlacementScoring, EfiLeveragesSumToNumberOfModes) {
   Eigen::LLT<Eigen::MatrixXd> llt(q);
   const RowMatrix right = Eigen::MatrixXd(llt.matrixL().solve(Eigen::MatrixXd::Identity(11, 11))).transpose();
   const vsense::CpuExecutor cpu;
-  auto scorer = vsense::kernels::make_block_scorer(cpu, 0, p.n_candidates(), 11, p.blocks.data(),
+  auto scorer = vsense::solvers::placement::make_cpu_block_scorer(0, p.n_candidates(), 11, p.blocks.data(),
                                                    p.coordinates.data(), 16);
   std::vector<std::uint8_t> all(p.n_candidates(), 1);
   std::vector<double> leverage(p.n_candidates()), removal(p.n_candidates());

@@ -17,6 +17,11 @@
 /// beta_j = C_S^-1 c_j, c_ja = exp(-d_ja / lambda), s_j = 1 - c_j^T C_S^-1 c_j (conditional
 /// Gaussian / Schur complement). The scorer applies this to P_i before the Grams, so
 /// every score stays exact. Shapes are stated next to each array.
+///
+/// Backends: the CUDA scorer is here (kernels/cuda, stub in kernels/cuda_stub). The CPU
+/// reference calls the host BLAS, which only vsense_solvers links, so it lives in
+/// solvers/placement/scoring_cpu.cpp (vsense/solvers/placement_scoring.hpp) together with the
+/// dispatch over backends; both share the 3 x 3 algebra of placement_scores.hpp.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -92,40 +97,18 @@ protected:
   std::size_t offset_, n_, m_;
 };
 
-namespace cpu {
-/// @brief CPU scorer (BLAS dgemm per chunk, OpenMP over candidates).
-/// @param[in] blocks host, [n, 3, m] row-major; borrowed: must outlive the scorer
-/// @param[in] coordinates host, [n, 3] (used by the correlated error model); borrowed
-/// @param[in] chunk candidates per GEMM (a multiple of it must start every partition)
-std::unique_ptr<BlockScorer> make_block_scorer(const CpuExecutor& exec, std::size_t offset,
-                                               std::size_t n, std::size_t m,
-                                               const double* blocks, const double* coordinates,
-                                               std::size_t chunk);
-}  // namespace cpu
-
 namespace cuda {
 /// @brief CUDA scorer (cuBLAS dgemm per chunk, one warp per candidate for the Grams, device
-/// argmax). Same arguments as cpu::make_block_scorer; blocks and coordinates are
-/// uploaded once (not borrowed).
+/// argmax).
+/// @param[in] offset global index of the first candidate held
+/// @param[in] blocks host, [n, 3, m] row-major; uploaded once (not borrowed)
+/// @param[in] coordinates host, [n, 3] (correlated error model); uploaded once
+/// @param[in] chunk candidates per GEMM (a multiple of it must start every partition)
 /// @throws DeviceResourceError when the blocks do not fit in device memory.
 std::unique_ptr<BlockScorer> make_block_scorer(const CudaExecutor& exec, std::size_t offset,
                                                std::size_t n, std::size_t m,
                                                const double* blocks, const double* coordinates,
                                                std::size_t chunk);
 }  // namespace cuda
-
-/// Candidates per chunk that suit the executor's backend (CPU: cache-sized; CUDA: large).
-std::size_t default_scoring_chunk(const Executor& exec) noexcept;
-
-/// @brief Dispatches to the executor's backend.
-std::unique_ptr<BlockScorer> make_block_scorer(const Executor& exec, std::size_t offset,
-                                               std::size_t n, std::size_t m,
-                                               const double* blocks, const double* coordinates,
-                                               std::size_t chunk);
-
-/// @brief C = A B for row-major A [rows, inner], B [inner, cols] (host BLAS), C [rows, cols].
-/// The roofline reference of the benchmarks and the host side of the solvers.
-void host_gemm(std::size_t rows, std::size_t cols, std::size_t inner, const double* a,
-               const double* b, double* c, bool accumulate = false);
 
 }  // namespace vsense::kernels

@@ -1,5 +1,6 @@
 // CPU reference of the placement scoring (kernels/include/vsense/kernels/placement.hpp): one BLAS
-// dgemm per chunk of candidates, then the 3 x 3 Grams and scores with OpenMP.
+// dgemm per chunk of candidates, then the 3 x 3 Grams and scores with OpenMP. Here rather than
+// in kernels/cpu because only vsense_solvers links the host BLAS.
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -8,11 +9,17 @@
 #include <limits>
 #include <vector>
 
-#include "../common/placement_scores.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/placement.hpp"
+#include "vsense/kernels/placement_scores.hpp"
+#include "vsense/solvers/placement_scoring.hpp"
 
-namespace vsense::kernels {
+namespace vsense::solvers::placement {
+
+using kernels::BestCandidate;
+using kernels::BlockScorer;
+using kernels::ErrorCorrelation;
+using kernels::ScoreRequest;
 
 void host_gemm(std::size_t rows, std::size_t cols, std::size_t inner, const double* a,
                const double* b, double* c, bool accumulate) {
@@ -121,12 +128,12 @@ public:
           s[e] *= factor;
           t[e] *= factor;
         }
-        const double value = common::block_score(kind, s, t);
+        const double value = kernels::common::block_score(kind, s, t);
         chunk_scores_[j] = std::isnan(value) ? minus_infinity : value;
       }
       for (std::size_t j = 0; j < count; ++j) {
         if (!eligible[first + j]) continue;
-        best = better(best, {chunk_scores_[j], static_cast<std::int64_t>(offset_ + first + j)});
+        best = kernels::better(best, {chunk_scores_[j], static_cast<std::int64_t>(offset_ + first + j)});
       }
       if (scores) std::copy(chunk_scores_.begin(), chunk_scores_.end(), scores + first);
     }
@@ -176,14 +183,11 @@ private:
 
 }  // namespace
 
-namespace cpu {
-std::unique_ptr<BlockScorer> make_block_scorer(const CpuExecutor&, std::size_t offset,
-                                               std::size_t n, std::size_t m,
-                                               const double* blocks, const double* coordinates,
-                                               std::size_t chunk) {
+std::unique_ptr<BlockScorer> make_cpu_block_scorer(std::size_t offset, std::size_t n,
+                                                   std::size_t m, const double* blocks,
+                                                   const double* coordinates, std::size_t chunk) {
   return std::make_unique<CpuBlockScorer>(offset, n, m, blocks, coordinates, chunk);
 }
-}  // namespace cpu
 
 std::size_t default_scoring_chunk(const Executor& exec) noexcept {
   // CPU: 4096 candidates x 3 rows x (2 m) doubles is ~40 MB at m = 200: the product is
@@ -199,13 +203,12 @@ std::unique_ptr<BlockScorer> make_block_scorer(const Executor& exec, std::size_t
                                                std::size_t chunk) {
   switch (exec.backend()) {
     case Backend::cpu:
-      return cpu::make_block_scorer(static_cast<const CpuExecutor&>(exec), offset, n, m, blocks,
-                                    coordinates, chunk);
+      return make_cpu_block_scorer(offset, n, m, blocks, coordinates, chunk);
     case Backend::cuda:
-      return cuda::make_block_scorer(static_cast<const CudaExecutor&>(exec), offset, n, m,
-                                     blocks, coordinates, chunk);
+      return kernels::cuda::make_block_scorer(static_cast<const CudaExecutor&>(exec), offset, n,
+                                              m, blocks, coordinates, chunk);
   }
   return nullptr;
 }
 
-}  // namespace vsense::kernels
+}  // namespace vsense::solvers::placement
