@@ -229,14 +229,25 @@ SystemMatrices assemble(const Model& model, const DofMap& dofs) {
   }
   std::partial_sum(col_ptr.begin(), col_ptr.end(), col_ptr.begin());
   const std::int64_t nnz = col_ptr.back();
-  std::vector<std::int64_t> row_idx(static_cast<std::size_t>(nnz));
+  // K and M are built in place (shared pattern written into both), so the peak is the two
+  // final matrices: no staging copies.
+  SystemMatrices out;
+  for (SparseMatrix* target : {&out.stiffness, &out.mass}) {
+    target->resize(n_eq, n_eq);
+    target->resizeNonZeros(nnz);
+    std::copy(col_ptr.begin(), col_ptr.end(), target->outerIndexPtr());
+  }
+  col_ptr.clear();
+  col_ptr.shrink_to_fit();
+  const std::int64_t* col_start = out.stiffness.outerIndexPtr();
+  std::int64_t* row_idx = out.stiffness.innerIndexPtr();
 #pragma omp parallel for schedule(dynamic, 4096)
   for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(n_nodes); ++jj) {
     const auto j = static_cast<std::size_t>(jj);
     for (int a = 0; a < 3; ++a) {
       const auto col = dofs.equation[3 * j + a];
       if (col < 0) continue;
-      auto pos = col_ptr[col];
+      auto pos = col_start[col];
       for (auto k = node_offsets[j]; k < node_offsets[j + 1]; ++k) {
         const auto i = static_cast<std::size_t>(neighbours[k]);
         for (int b = 0; b < 3; ++b) {
@@ -249,8 +260,11 @@ SystemMatrices assemble(const Model& model, const DofMap& dofs) {
   neighbours.clear();
   neighbours.shrink_to_fit();
 
-  std::vector<double> k_values(static_cast<std::size_t>(nnz), 0.0);
-  std::vector<double> m_values(static_cast<std::size_t>(nnz), 0.0);
+  std::copy(row_idx, row_idx + nnz, out.mass.innerIndexPtr());
+  double* k_values = out.stiffness.valuePtr();
+  double* m_values = out.mass.valuePtr();
+  std::fill(k_values, k_values + nnz, 0.0);
+  std::fill(m_values, m_values + nnz, 0.0);
   const std::ptrdiff_t n_elements = static_cast<std::ptrdiff_t>(model.n_elements());
   // The first error raised inside the parallel region is rethrown after it.
   std::exception_ptr failure;
@@ -281,9 +295,9 @@ SystemMatrices assemble(const Model& model, const DofMap& dofs) {
             if (col_q < 0 || row_p < col_q) continue;
             const double kv = ke[p * n_dofs + q], mv = me[p * n_dofs + q];
             if (kv == 0.0 && mv == 0.0) continue;
-            const auto* first = row_idx.data() + col_ptr[col_q];
-            const auto* last = row_idx.data() + col_ptr[col_q + 1];
-            const auto pos = std::lower_bound(first, last, row_p) - row_idx.data();
+            const auto* first = row_idx + col_start[col_q];
+            const auto* last = row_idx + col_start[col_q + 1];
+            const auto pos = std::lower_bound(first, last, row_p) - row_idx;
 #pragma omp atomic
             k_values[pos] += kv;
 #pragma omp atomic
@@ -298,16 +312,6 @@ SystemMatrices assemble(const Model& model, const DofMap& dofs) {
   }
   if (failure) std::rethrow_exception(failure);
 
-  SystemMatrices out;
-  auto build = [&](SparseMatrix& target, const std::vector<double>& values) {
-    target = Eigen::Map<const SparseMatrix>(n_eq, n_eq, nnz, col_ptr.data(), row_idx.data(),
-                                            values.data());
-    target.makeCompressed();
-  };
-  build(out.stiffness, k_values);
-  k_values.clear();
-  k_values.shrink_to_fit();
-  build(out.mass, m_values);
   spdlog::debug("assembled {} equations, {} nonzeros (lower triangle)", n_eq, nnz);
   return out;
 }
