@@ -59,7 +59,7 @@ def ccx_frequencies(dat_path):
     freqs = []
     with open(dat_path) as f:
         text = f.read()
-    block = text.split("E I G E N V A L U E   O U T P U T")[-1]
+    block = text.split("E I G E N V A L U E   O U T P U T")[-1].split("P A R T I C I P A T I O N")[0]
     for line in block.splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[0].isdigit():

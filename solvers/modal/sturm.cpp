@@ -1,11 +1,13 @@
 #include "vsense/solvers/sturm.hpp"
 
-#include <cholmod.h>
+#include <dmumps_c.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "vsense/kernels/errors.hpp"
 
@@ -13,15 +15,41 @@ namespace vsense::solvers {
 
 namespace {
 
-/// RAII for a cholmod_common in the int64 ("l") interface.
-struct CholmodCommon {
-  cholmod_common common{};
-  CholmodCommon() {
-    cholmod_l_start(&common);
-    common.print = 0;
-    common.error_handler = nullptr;
+/// RAII for one sequential MUMPS instance (symmetric indefinite LDL^T).
+class MumpsLdlt {
+public:
+  MumpsLdlt() {
+    id_.job = -1;  // initialise
+    id_.par = 1;   // the host takes part in the factorisation
+    id_.sym = 2;   // general symmetric: LDL^T with pivoting
+    id_.comm_fortran = -987654;  // MUMPS's "use MPI_COMM_WORLD" (the sequential stub)
+    dmumps_c(&id_);
+    if (id_.infog[0] < 0) {
+      throw NumericalError(fmt::format("Sturm count: MUMPS initialisation failed (INFOG(1) = {})",
+                                       id_.infog[0]));
+    }
+    initialised_ = true;
+    id_.icntl[0] = -1;  // no error, diagnostic, global or statistics output
+    id_.icntl[1] = -1;
+    id_.icntl[2] = -1;
+    id_.icntl[3] = 0;
+    id_.icntl[6] = 7;   // ICNTL(7): automatic fill-reducing ordering
+    id_.icntl[12] = 1;  // ICNTL(13): no ScaLAPACK root, so INFOG(12) counts every negative pivot
+    id_.icntl[23] = 1;  // ICNTL(24): detect null pivots (INFOG(28)): sigma on an eigenvalue
   }
-  ~CholmodCommon() { cholmod_l_finish(&common); }
+  MumpsLdlt(const MumpsLdlt&) = delete;
+  MumpsLdlt& operator=(const MumpsLdlt&) = delete;
+  ~MumpsLdlt() {
+    if (initialised_) {
+      id_.job = -2;
+      dmumps_c(&id_);
+    }
+  }
+  DMUMPS_STRUC_C& get() noexcept { return id_; }
+
+private:
+  DMUMPS_STRUC_C id_{};
+  bool initialised_ = false;
 };
 
 }  // namespace
@@ -33,58 +61,53 @@ SturmCount sturm_count(const model::SparseMatrix& stiffness, const model::Sparse
     throw InputError(fmt::format("K is {}x{} but M is {}x{}", stiffness.rows(), stiffness.cols(),
                                  mass.rows(), mass.cols()));
   }
-  model::SparseMatrix shifted = stiffness - sigma * mass;  // lower triangle, like K and M
+  if (stiffness.rows() >= std::numeric_limits<MUMPS_INT>::max()) {
+    throw InputError(fmt::format("Sturm count: {} equations exceed MUMPS's 32-bit indices",
+                                 stiffness.rows()));
+  }
+  // K - sigma M as 1-based coordinates of its lower triangle (MUMPS's symmetric input).
+  model::SparseMatrix shifted = stiffness - sigma * mass;
   shifted.makeCompressed();
-
-  CholmodCommon cm;
-  // Simplicial LDL^T: the supernodal path computes LL^T only, which fails on an indefinite
-  // matrix; LDL^T without pivoting exposes the inertia in D.
-  cm.common.supernodal = CHOLMOD_SIMPLICIAL;
-  cm.common.final_ll = 0;
-  cholmod_sparse a{};
-  a.nrow = static_cast<std::size_t>(shifted.rows());
-  a.ncol = static_cast<std::size_t>(shifted.cols());
-  a.nzmax = static_cast<std::size_t>(shifted.nonZeros());
-  a.p = shifted.outerIndexPtr();
-  a.i = shifted.innerIndexPtr();
-  a.x = shifted.valuePtr();
-  a.stype = -1;  // lower triangle stored
-  a.itype = CHOLMOD_LONG;
-  a.xtype = CHOLMOD_REAL;
-  a.dtype = CHOLMOD_DOUBLE;
-  a.sorted = 1;
-  a.packed = 1;
-
-  cholmod_factor* factor = cholmod_l_analyze(&a, &cm.common);
-  if (!factor) throw NumericalError("Sturm count: symbolic analysis of K - sigma M failed");
-  cholmod_l_factorize(&a, factor, &cm.common);
-  const int status = cm.common.status;
-  SturmCount result;
-  result.sigma = sigma;
-  if (status == CHOLMOD_OK && !factor->is_ll && !factor->is_super) {
-    const auto* lp = static_cast<const SuiteSparse_long*>(factor->p);
-    const auto* lx = static_cast<const double*>(factor->x);
-    double largest = 0.0;
-    for (std::size_t j = 0; j < factor->n; ++j) largest = std::max(largest, std::abs(lx[lp[j]]));
-    for (std::size_t j = 0; j < factor->n; ++j) {
-      const double d = lx[lp[j]];
-      if (std::abs(d) <= 1e-14 * largest) {
-        const std::size_t n = factor->n;
-        cholmod_l_free_factor(&factor, &cm.common);
-        throw NumericalError(fmt::format(
-            "Sturm count: K - sigma M is singular at sigma = {:.10g} (rad/s)^2 (pivot {} of {} "
-            "is {:.3g}); sigma lies on an eigenvalue",
-            sigma, j, n, d));
-      }
-      if (d < 0.0) ++result.below;
+  const auto nnz = static_cast<std::size_t>(shifted.nonZeros());
+  std::vector<MUMPS_INT> rows(nnz), cols(nnz);
+  for (Eigen::Index j = 0; j < shifted.outerSize(); ++j) {
+    for (auto k = shifted.outerIndexPtr()[j]; k < shifted.outerIndexPtr()[j + 1]; ++k) {
+      rows[k] = static_cast<MUMPS_INT>(shifted.innerIndexPtr()[k] + 1);
+      cols[k] = static_cast<MUMPS_INT>(j + 1);
     }
   }
-  cholmod_l_free_factor(&factor, &cm.common);
-  if (status != CHOLMOD_OK) {
+
+  MumpsLdlt mumps;
+  auto& id = mumps.get();
+  id.n = static_cast<MUMPS_INT>(shifted.rows());
+  id.nnz = static_cast<MUMPS_INT8>(nnz);
+  id.irn = rows.data();
+  id.jcn = cols.data();
+  id.a = shifted.valuePtr();
+  // Analysis + factorisation; when MUMPS's workspace estimate is too small (INFO(1) = -9),
+  // retry with more relaxation, as its manual advises.
+  for (int relaxation : {25, 100, 400}) {
+    id.icntl[13] = relaxation;  // ICNTL(14): % increase of the estimated working space
+    id.job = 4;
+    dmumps_c(&id);
+    if (id.infog[0] != -9 && id.infog[0] != -8) break;
+    spdlog::debug("Sturm count: MUMPS workspace too small at {}%, retrying", relaxation);
+  }
+  if (id.infog[0] < 0) {
     throw NumericalError(fmt::format(
-        "Sturm count: LDL^T factorisation of K - sigma M failed at sigma = {:.10g} (CHOLMOD "
-        "status {})",
-        sigma, status));
+        "Sturm count: LDL^T factorisation of K - sigma M failed at sigma = {:.10g} (MUMPS "
+        "INFOG(1) = {}, INFOG(2) = {})",
+        sigma, id.infog[0], id.infog[1]));
+  }
+  SturmCount result;
+  result.sigma = sigma;
+  result.below = id.infog[11];  // INFOG(12): negative pivots = eigenvalues below sigma
+  const MUMPS_INT null_pivots = id.infog[27];  // INFOG(28)
+  if (null_pivots > 0) {
+    throw NumericalError(fmt::format(
+        "Sturm count: K - sigma M is singular at sigma = {:.10g} (rad/s)^2 ({} null pivots); "
+        "sigma lies on an eigenvalue",
+        sigma, null_pivots));
   }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

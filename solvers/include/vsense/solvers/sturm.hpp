@@ -14,8 +14,8 @@ struct SturmCount {
 };
 
 /// @brief Counts the eigenvalues below `sigma` from the inertia of K - sigma M (Sylvester's law
-/// of inertia): the number of negative pivots of its LDL^T factorisation (CHOLMOD simplicial
-/// LDL^T, fill-reducing ordering, no pivoting).
+/// of inertia): the number of negative pivots of its LDL^T factorisation (MUMPS multifrontal
+/// symmetric-indefinite LDL^T with pivoting, sequential).
 /// @param[in] stiffness, mass lower triangles
 /// @throws NumericalError when a zero pivot makes the count undefined (sigma on an eigenvalue:
 ///         move it slightly).
