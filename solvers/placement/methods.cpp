@@ -50,9 +50,9 @@ double distance(const Problem& problem, std::size_t a, std::size_t b) {
 /// The candidates split into chunk-aligned partitions, one scorer each (one per rank under MPI).
 class PartitionedScorer {
 public:
-  PartitionedScorer(const Executor& exec, const Problem& problem, std::size_t partitions,
-                    std::size_t chunk) {
-    const std::size_t n = problem.n_candidates(), m = problem.n_modes;
+  /// @param blocks [n, 3, m], coordinates [n, 3]: host arrays that outlive the scorer
+  PartitionedScorer(const Executor& exec, const double* blocks, const double* coordinates,
+                    std::size_t n, std::size_t m, std::size_t partitions, std::size_t chunk) {
     chunk = chunk > 0 ? chunk : default_scoring_chunk(exec);
     const std::size_t n_chunks = (n + chunk - 1) / chunk;
     partitions = std::max<std::size_t>(partitions, 1);
@@ -61,11 +61,14 @@ public:
       const std::size_t begin = std::min(n, p * per * chunk);
       const std::size_t end = std::min(n, (p + 1) * per * chunk);
       if (begin >= end) continue;
-      parts_.push_back(make_block_scorer(exec, begin, end - begin, m,
-                                                  problem.blocks.data() + 3 * m * begin,
-                                                  problem.coordinates.data() + 3 * begin, chunk));
+      parts_.push_back(make_block_scorer(exec, begin, end - begin, m, blocks + 3 * m * begin,
+                                         coordinates + 3 * begin, chunk));
     }
   }
+  PartitionedScorer(const Executor& exec, const Problem& problem, std::size_t partitions,
+                    std::size_t chunk)
+      : PartitionedScorer(exec, problem.blocks.data(), problem.coordinates.data(),
+                          problem.n_candidates(), problem.n_modes, partitions, chunk) {}
   /// The best eligible candidate over all partitions (the reduction MPI would do).
   BestCandidate best(const kernels::ScoreRequest& request, const std::vector<std::uint8_t>& eligible) {
     ++passes_;
@@ -376,8 +379,8 @@ RowMatrix inverse_factor(const Eigen::MatrixXd& q) {
   return l_inv.transpose();
 }
 
-void run_efi(const Problem& problem, PartitionedScorer& scorer, const Options& options,
-             bool dpr, Result& result) {
+void run_efi(const Executor& exec, const Problem& problem, PartitionedScorer& scorer,
+             const Options& options, bool dpr, Result& result) {
   if (options.correlation_length > 0.0) {
     throw InputError("--correlation-length applies to d-optimal, min-variance and two-phase");
   }
@@ -396,11 +399,20 @@ void run_efi(const Problem& problem, PartitionedScorer& scorer, const Options& o
       residue[i] = sum;
     }
   }
-  std::vector<std::uint8_t> alive(n, 1);
+  // The scorer works on the `active` nodes (problem indices, ascending); when fewer than half
+  // of them are alive, the survivors are compacted into a new scorer so that the passes shrink
+  // with the candidate set (total work O(n m^2) instead of O(rounds n m^2)).
+  std::vector<std::size_t> active(n);
+  std::iota(active.begin(), active.end(), std::size_t{0});
+  std::vector<double> active_blocks, active_coordinates;
+  std::unique_ptr<PartitionedScorer> compacted;
+  PartitionedScorer* current = &scorer;
+  std::vector<std::uint8_t> alive(n, 1);  // per active node
   std::size_t n_alive = n, n_at_rebuild = n;
-  Eigen::MatrixXd q = gram_of(problem, alive);
+  std::vector<std::uint8_t> alive_all(n, 1);  // per problem node
+  Eigen::MatrixXd q = gram_of(problem, alive_all);
   std::vector<double> scores(n);
-  std::vector<std::size_t> order(n);
+  std::vector<std::size_t> order;
   auto score_alive = [&] {
     Eigen::MatrixXd q_ridge = q;
     q_ridge.diagonal().array() += ridge;
@@ -409,18 +421,19 @@ void run_efi(const Problem& problem, PartitionedScorer& scorer, const Options& o
     request.right = right.data();
     request.k1 = m;
     request.score = BlockScore::efi_removal;
-    scorer.all(request, alive, scores);
+    scores.resize(active.size());
+    current->all(request, alive, scores);
     if (dpr) {
-      for (std::size_t i = 0; i < n; ++i) {
-        if (alive[i]) scores[i] *= residue[i];
+      for (std::size_t a = 0; a < active.size(); ++a) {
+        if (alive[a]) scores[a] *= residue[active[a]];
       }
     }
   };
   while (n_alive > s) {
     score_alive();
     order.clear();
-    for (std::size_t i = 0; i < n; ++i) {
-      if (alive[i]) order.push_back(i);
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      if (alive[a]) order.push_back(a);
     }
     const std::size_t k = removal_count(n_alive, s, options.efi_fraction);
     std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
@@ -429,24 +442,52 @@ void run_efi(const Problem& problem, PartitionedScorer& scorer, const Options& o
                       });
     for (std::size_t r = 0; r < k; ++r) {
       alive[order[r]] = 0;
-      q.noalias() -= block_of(problem, order[r]).transpose() * block_of(problem, order[r]);
+      alive_all[active[order[r]]] = 0;
+      q.noalias() -= block_of(problem, active[order[r]]).transpose() * block_of(problem, active[order[r]]);
     }
     n_alive -= k;
     // Downdates lose accuracy as the information shrinks: rebuild from the survivors whenever
     // half of them have gone since the last rebuild (total cost stays O(n m^2)).
     if (2 * n_alive < n_at_rebuild) {
-      q = gram_of(problem, alive);
+      q = gram_of(problem, alive_all);
       n_at_rebuild = n_alive;
+    }
+    if (2 * n_alive < active.size() && n_alive > s) {
+      std::vector<std::size_t> kept;
+      for (std::size_t a = 0; a < active.size(); ++a) {
+        if (alive[a]) kept.push_back(active[a]);
+      }
+      active.swap(kept);
+      active_blocks.resize(3 * m * active.size());
+      active_coordinates.resize(3 * active.size());
+      for (std::size_t a = 0; a < active.size(); ++a) {
+        const double* b = problem.blocks.data() + 3 * m * active[a];
+        std::copy(b, b + 3 * m, active_blocks.begin() + static_cast<std::ptrdiff_t>(3 * m * a));
+        const double* x = problem.coordinates.data() + 3 * active[a];
+        std::copy(x, x + 3, active_coordinates.begin() + static_cast<std::ptrdiff_t>(3 * a));
+      }
+      if (compacted) result.n_scoring_passes += compacted->passes();
+      compacted.reset();  // (it borrows the arrays just rewritten)
+      compacted = std::make_unique<PartitionedScorer>(exec, active_blocks.data(), active_coordinates.data(),
+                                                      active.size(), m, options.partitions, options.chunk);
+      current = compacted.get();
+      alive.assign(active.size(), 1);
     }
   }
   // The survivors, best EfI first.
   score_alive();
   std::vector<std::size_t> survivors;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (alive[i]) survivors.push_back(i);
+  std::vector<double> survivor_score(n, 0.0);
+  for (std::size_t a = 0; a < active.size(); ++a) {
+    if (alive[a]) {
+      survivors.push_back(active[a]);
+      survivor_score[active[a]] = scores[a];
+    }
   }
-  std::stable_sort(survivors.begin(), survivors.end(),
-                   [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  if (compacted) result.n_scoring_passes += compacted->passes();
+  std::stable_sort(survivors.begin(), survivors.end(), [&](std::size_t a, std::size_t b) {
+    return survivor_score[a] > survivor_score[b];
+  });
   // Minimum distance: keep survivors in that order while they respect it, then fill the gaps
   // with d-optimal additions (the best gain of log det among the allowed nodes).
   Eligibility eligibility(problem, options.min_distance);
@@ -457,7 +498,7 @@ void run_efi(const Problem& problem, PartitionedScorer& scorer, const Options& o
     state.add(a);
     eligibility.add(a);
     result.sensors.push_back(a);
-    result.pick_scores.push_back(scores[a]);
+    result.pick_scores.push_back(survivor_score[a]);
   }
   while (result.sensors.size() < s) {
     const BestCandidate best = forward_step(state, scorer, eligibility);
@@ -813,7 +854,7 @@ Result place(const Executor& exec, const Problem& problem, const Options& option
     case Method::efi:
     case Method::efi_dpr:
       result.criterion_name = "log det(eps I + Q) of the first k sensors (best EfI first)";
-      run_efi(problem, scorer, options, options.method == Method::efi_dpr, result);
+      run_efi(exec, problem, scorer, options, options.method == Method::efi_dpr, result);
       break;
     case Method::kinetic_energy:
       result.criterion_name = "fraction of the candidates' kinetic energy captured";
@@ -846,7 +887,7 @@ Result place(const Executor& exec, const Problem& problem, const Options& option
       run_two_phase(problem, scorer, options, result);
       break;
   }
-  result.n_scoring_passes = scorer.passes();
+  result.n_scoring_passes += scorer.passes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
