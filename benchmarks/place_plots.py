@@ -100,7 +100,11 @@ def main():
         ax.set_xticks(range(n))
         ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=7)
         ax.set_title(title, fontsize=8)
-        if log and all(v > 0 for v in values if math.isfinite(v)):
+        finite = [v for v in values if math.isfinite(v)]
+        if not finite:
+            ax.text(0.5, 0.5, "not finite for any method", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+        elif log and all(v > 0 for v in finite):
             ax.set_yscale("log")
         ax.tick_params(axis="y", labelsize=7)
     for index in range(len(metrics), rows * cols):

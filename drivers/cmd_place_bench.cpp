@@ -192,13 +192,17 @@ void register_place_bench(CLI::App& app, CommonOptions& common) {
         "worst 1-failure trace ratio | worst 1-failure log det drop |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : rows) {
-      table += fmt::format("| {} | {:.3f} | {} | {} | {} | {} | {} | {} | {} | {} | {} (node {}) | {} |\n",
+      const std::string failure =
+          r.metrics.worst_failure_node >= 0
+              ? fmt::format("{} (node {})", number(r.metrics.worst_failure_ratio), r.metrics.worst_failure_node)
+              : number(r.metrics.worst_failure_ratio);
+      table += fmt::format("| {} | {:.3f} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                            placement::method_name(r.method), r.result.seconds, number(r.metrics.log_det_fim),
                            number(r.metrics.condition_number), number(r.metrics.max_offdiag_mac),
                            number(r.metrics.stress_error_trace), number(r.metrics.stress_error_max),
                            number(r.metrics.monte_carlo_error), number(r.metrics.bayes_error_trace),
-                           number(r.metrics.bayes_monte_carlo_error), number(r.metrics.worst_failure_ratio),
-                           r.metrics.worst_failure_node, number(r.metrics.worst_failure_log_det_drop));
+                           number(r.metrics.bayes_monte_carlo_error), failure,
+                           number(r.metrics.worst_failure_log_det_drop));
     }
     {
       std::ofstream md(dir / "place_bench.md");
