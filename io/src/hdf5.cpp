@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "row_appender.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/version.hpp"
 
@@ -41,17 +42,7 @@ void silence_error_stack() {
 
 // The innermost message of the current HDF5 error stack ("truncated file: eof = ..."), then
 // clears the stack. Empty when there is none.
-std::string take_error_message() {
-  std::string message;
-  auto walker = [](unsigned n, const H5E_error2_t* error, void* data) -> herr_t {
-    auto* out = static_cast<std::string*>(data);
-    if (n == 0 && error != nullptr && error->desc != nullptr) *out = error->desc;
-    return 0;
-  };
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &message);
-  H5Eclear2(H5E_DEFAULT);
-  return message;
-}
+std::string take_error_message() { return detail::hdf5_error_message(); }
 
 std::string dims_string(const std::vector<hsize_t>& dims) {
   return fmt::format("[{}]", fmt::join(dims, ", "));
