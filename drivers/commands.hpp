@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "vsense/cluster/communicator.hpp"
+
 namespace vsense::drivers {
 
 /// Options every subcommand has.
@@ -13,6 +15,8 @@ struct CommonOptions {
   bool json = false;     ///< print a one-object JSON summary on stdout
   bool verbose = false;  ///< debug logging
   bool quiet = false;    ///< warnings and errors only
+  /// The ranks this process runs with (MPI_COMM_WORLD under mpirun/srun, else one rank).
+  const cluster::Communicator* comm = nullptr;
 };
 
 /// Each register_* adds one subcommand whose callback does the work (throwing vsense errors).

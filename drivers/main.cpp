@@ -1,5 +1,6 @@
 // The `vsense` executable: parses the command line, runs one subcommand, and turns every error
 // into one line on stderr and a distinct exit code.
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "vsense/cluster/communicator.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/version.hpp"
 
@@ -58,10 +60,16 @@ void register_model(CLI::App& app, CommonOptions& common) {
 
 int main(int argc, char** argv) {
   using namespace vsense::drivers;
-  // Log to stderr so that --json output on stdout stays machine-readable.
+  // MPI only when an MPI launcher started us (mpirun, srun); otherwise one rank.
+  vsense::cluster::MpiSession mpi(argc, argv);
+  const int rank = mpi.world().rank();
+  // Log to stderr so that --json output on stdout stays machine-readable. Ranks other than 0
+  // say only what goes wrong, with their rank.
   auto logger = spdlog::stderr_color_mt("vsense");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
+  spdlog::set_pattern(rank == 0 ? "[%H:%M:%S] %^%l%$: %v"
+                                : fmt::format("[%H:%M:%S] [rank {}] %^%l%$: %v", rank));
+  if (rank != 0) spdlog::set_level(spdlog::level::warn);
 
   CLI::App app{
       "vsense: modes, sensor placement and stress reconstruction for digital twins of large "
@@ -69,12 +77,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vsense ") + VSENSE_VERSION);
   app.require_subcommand(1);
   CommonOptions common;
+  common.comm = &mpi.world();
   app.add_flag("--json", common.json, "Print a one-object JSON summary on stdout");
   app.add_flag("-v,--verbose", common.verbose, "Debug logging");
   app.add_flag("-q,--quiet", common.quiet, "Only warnings and errors");
   app.parse_complete_callback([&] {
     if (common.verbose) spdlog::set_level(spdlog::level::debug);
-    if (common.quiet) spdlog::set_level(spdlog::level::warn);
+    if (common.quiet || (rank != 0 && !common.verbose)) spdlog::set_level(spdlog::level::warn);
+    if (mpi.active()) spdlog::debug("{}", mpi.description());
   });
   register_model(app, common);
   register_modes(app, common);
@@ -96,7 +106,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const vsense::Error& e) {
-    std::cerr << "vsense: error: " << e.what() << "\n";
+    // An error every rank agreed on is printed once, by rank 0.
+    if (rank == 0 || !vsense::cluster::failure_was_agreed()) {
+      std::cerr << "vsense: error: " << (rank == 0 ? "" : fmt::format("rank {}: ", rank))
+                << e.what() << "\n";
+    }
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::cerr << "vsense: error: out of memory\n";

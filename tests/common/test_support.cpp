@@ -55,3 +55,16 @@ CommandResult run_vsense(const std::string& arguments) {
 }
 
 }  // namespace vsense::test
+
+namespace vsense::test {
+
+std::string mpi_launcher(int ranks) {
+  static const bool have_mpirun = run_command("command -v mpirun >/dev/null 2>&1").exit_code == 0;
+  if (!have_mpirun) return {};
+  // --oversubscribe: CI has 2 cores but the tests run 3 ranks; root: containers run as root.
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+         "mpirun --oversubscribe -np " +
+         std::to_string(ranks);
+}
+
+}  // namespace vsense::test

@@ -35,3 +35,12 @@ CommandResult run_command(const std::string& command);
 CommandResult run_vsense(const std::string& arguments);
 
 }  // namespace vsense::test
+
+namespace vsense::test {
+
+/// The command prefix that starts `ranks` MPI processes on this machine ("mpirun -np N" with
+/// the options a container or CI user needs: running as root, more ranks than cores), or an
+/// empty string when no mpirun is installed.
+std::string mpi_launcher(int ranks);
+
+}  // namespace vsense::test
