@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "modes_runner.hpp"
+#include "vsense/jobs/modes_stage.hpp"
 #include "vsense/model/genset.hpp"
 
 namespace vsense::drivers {
@@ -44,11 +44,12 @@ void register_demo(CLI::App& app, CommonOptions& common) {
                  generated.n_dofs);
 
     spdlog::info("[2/2] modes -> {}", (dir / "modes.h5").string());
-    ModesRequest request;
+    jobs::ModesRequest request;
     request.model_path = model_path;
     request.out_path = (dir / "modes.h5").string();
     request.options.n_modes = args->n_modes;
-    const ModesSummary summary = run_modes(request);
+    const jobs::ModesSummary summary = jobs::run_modes(request, *common.comm);
+    if (!common.comm->is_root()) return;
 
     fmt::print(stderr, "\nvsense demo finished in {:.1f} s. Results in {}/\n",
                seconds_since(start), args->out_dir);
@@ -57,7 +58,7 @@ void register_demo(CLI::App& app, CommonOptions& common) {
     fmt::print(stderr, "  modes.h5    {} modes, {:.3f} .. {:.3f} Hz\n",
                summary.frequencies_hz.size(), summary.frequencies_hz.front(),
                summary.frequencies_hz.back());
-    if (common.json) std::cout << modes_summary_json(summary, "cpu") << "\n";
+    if (common.json) std::cout << jobs::to_json(summary) << "\n";
   });
 }
 

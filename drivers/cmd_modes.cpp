@@ -6,9 +6,8 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "modes_runner.hpp"
+#include "vsense/jobs/modes_stage.hpp"
 #include "vsense/kernels/errors.hpp"
-#include "vsense/kernels/executor.hpp"
 
 namespace vsense::drivers {
 
@@ -51,24 +50,17 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     if (args->n_modes == 0 && args->fmax_hz <= 0.0) {
       throw InputError("give --modes M, --fmax HZ, or both");
     }
-    const auto executor = make_executor(args->backend);
-    if (executor->backend() != Backend::cpu) {
-      throw NotCompiled(
-          "the modal solver runs on the CPU in this version; use --backend cpu or auto");
-    }
-    spdlog::info("backend: {}", executor->description());
-    ModesRequest request;
+    jobs::ModesRequest request;
     request.model_path = args->model;
     request.out_path = args->out;
     request.units = args->units;
+    request.backend = args->backend;
     request.options.n_modes = args->n_modes > 0 ? args->n_modes : 20;
     request.options.fmax_hz = args->fmax_hz;
     request.options.shift = args->shift;
     request.options.sturm_check = !args->no_sturm;
-    const ModesSummary summary = run_modes(request);
-    if (common.json) {
-      std::cout << modes_summary_json(summary, executor->description()) << "\n";
-    }
+    const jobs::ModesSummary summary = jobs::run_modes(request, *common.comm);
+    if (common.json && common.comm->is_root()) std::cout << jobs::to_json(summary) << "\n";
   });
 }
 

@@ -1,0 +1,97 @@
+// The modes stage: model -> modes file (+ XDMF), serial on rank 0.
+#include "vsense/jobs/modes_stage.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "vsense/io/modes_file.hpp"
+#include "vsense/io/sha256.hpp"
+#include "vsense/io/xdmf.hpp"
+#include "vsense/jobs/stage_support.hpp"
+#include "vsense/kernels/errors.hpp"
+#include "vsense/kernels/executor.hpp"
+#include "vsense/model/inp_reader.hpp"
+
+namespace vsense::jobs {
+
+namespace {
+
+void compute_modes(const ModesRequest& request, ModesSummary& summary) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto executor = make_executor(request.backend);
+  if (executor->backend() != Backend::cpu) {
+    throw NotCompiled(
+        "the modal solver runs on the CPU in this version; use --backend cpu or auto");
+  }
+  summary.backend = executor->description();
+  spdlog::info("backend: {}", summary.backend);
+
+  auto step = std::chrono::steady_clock::now();
+  spdlog::info("reading {}", request.model_path);
+  const model::Model model = model::read_inp(request.model_path);
+  summary.read_seconds = seconds_since(step);
+  summary.n_nodes = static_cast<std::int64_t>(model.n_nodes());
+  summary.n_elements = static_cast<std::int64_t>(model.n_elements());
+  spdlog::info("model: {} nodes, {} elements ({:.2f} s)", summary.n_nodes, summary.n_elements,
+               summary.read_seconds);
+
+  io::ModesData data = solvers::modal_analysis(model, request.options, &summary.report);
+  data.units = request.units;
+  data.source_file = request.model_path;
+  data.source_sha256 = io::sha256_file(request.model_path);
+  summary.frequencies_hz = data.frequencies_hz;
+  summary.residuals = data.residuals;
+  for (std::size_t i = 0; i < data.frequencies_hz.size(); ++i) {
+    spdlog::info("mode {:4d}: {:14.6f} Hz  residual {:.2e}", i + 1, data.frequencies_hz[i],
+                 data.residuals[i]);
+  }
+
+  step = std::chrono::steady_clock::now();
+  io::write_modes(request.out_path, data);
+  if (data.n_cells > 0 && request.xdmf_path != "-") {
+    summary.xdmf_path =
+        request.xdmf_path.empty()
+            ? std::filesystem::path(request.out_path).replace_extension(".xdmf").string()
+            : request.xdmf_path;
+    io::write_modes_xdmf(summary.xdmf_path, request.out_path, data);
+  }
+  summary.write_seconds = seconds_since(step);
+  summary.total_seconds = seconds_since(start);
+  summary.peak_memory_bytes = peak_memory_bytes();
+  spdlog::info("wrote {} ({} modes) in {:.2f} s total, peak memory {:.0f} MiB", request.out_path,
+               data.n_modes(), summary.total_seconds,
+               static_cast<double>(summary.peak_memory_bytes) / (1024.0 * 1024.0));
+}
+
+}  // namespace
+
+ModesSummary run_modes(const ModesRequest& request, const cluster::Communicator& comm) {
+  ModesSummary summary;
+  summary.model_path = request.model_path;
+  summary.out_path = request.out_path;
+  summary.ranks = comm.size();
+  on_root(comm, [&] { compute_modes(request, summary); });
+  return summary;
+}
+
+std::string to_json(const ModesSummary& s) {
+  const auto& r = s.report;
+  return fmt::format(
+      R"({{"command":"modes","model":"{}","out":"{}","xdmf":"{}","backend":"{}","ranks":{},)"
+      R"("n_nodes":{},"n_elements":{},"n_equations":{},"stiffness_nonzeros":{},)"
+      R"("factor_nonzeros":{},"n_modes":{},"frequencies_hz":[{:.12g}],"residuals":[{:.3e}],)"
+      R"("timings_s":{{"read":{:.3f},"assemble":{:.3f},"factor":{:.3f},"solve":{:.3f},)"
+      R"("stress":{:.3f},"sturm":{:.3f},"write":{:.3f},"total":{:.3f}}},"sturm_count":{},)"
+      R"("peak_memory_bytes":{}}})",
+      json_escape(s.model_path), json_escape(s.out_path), json_escape(s.xdmf_path),
+      json_escape(s.backend), s.ranks, s.n_nodes, s.n_elements, r.n_equations,
+      r.stiffness_nonzeros, r.factor_nonzeros, s.frequencies_hz.size(),
+      fmt::join(s.frequencies_hz, ","), fmt::join(s.residuals, ","), s.read_seconds,
+      r.assemble_seconds, r.factor_seconds, r.solve_seconds, r.stress_seconds, r.sturm_seconds,
+      s.write_seconds, s.total_seconds, r.sturm_count, s.peak_memory_bytes);
+}
+
+}  // namespace vsense::jobs
