@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -365,15 +366,6 @@ SnCurve load_sn_curve(const std::filesystem::path& file, std::string_view model_
 }
 
 // ---- damage ------------------------------------------------------------------------------
-void MinerDamage::Sum::add(double x) noexcept {
-  const double t = sum + x;
-  if (std::abs(sum) >= std::abs(x))
-    compensation += (sum - t) + x;
-  else
-    compensation += (x - t) + sum;
-  sum = t;
-}
-
 MinerDamage::MinerDamage(SnCurve curve, std::int64_t n_channels, double equivalent_slope)
     : curve_(std::move(curve)), n_channels_(n_channels) {
   curve_.validate(curve_.name.empty() ? "S-N curve" : curve_.name);
@@ -396,7 +388,10 @@ void MinerDamage::consume(std::span<const RainflowCycle> cycles) {
     const double range = curve_.corrected_range(c.range, c.mean);
     const double n = curve_.cycles_to_failure(range);
     if (n < kInfinity) damage_[c.channel].add(c.count / n);
-    if (range > 0.0) moment_[c.channel].add(c.count * std::pow(range, equivalent_slope_));
+    if (range > 0.0) {
+      moment_[c.channel].add(c.count *
+                             std::pow(range / curve_.reference_range, equivalent_slope_));
+    }
     cycles_[c.channel].add(c.count);
   }
 }
@@ -418,7 +413,8 @@ double MinerDamage::equivalent_range(std::int64_t channel, double n_equivalent) 
     throw InputError("Miner damage: channel " + std::to_string(channel) + " out of range");
   if (!(n_equivalent > 0.0))
     throw InputError("Miner damage: N_eq must be > 0, got " + number(n_equivalent));
-  return std::pow(moment_[channel].value() / n_equivalent, 1.0 / equivalent_slope_);
+  return curve_.reference_range *
+         std::pow(moment_[channel].value() / n_equivalent, 1.0 / equivalent_slope_);
 }
 
 void MinerDamage::add(const MinerDamage& other) {
@@ -428,14 +424,76 @@ void MinerDamage::add(const MinerDamage& other) {
                      number(other.equivalent_slope_) + " to one of " +
                      std::to_string(n_channels_) + " channels and slope " +
                      number(equivalent_slope_));
+  if (other.curve_.reference_range != curve_.reference_range)
+    throw InputError("Miner damage: cannot add an accumulator of another S-N curve");
   for (std::int64_t j = 0; j < n_channels_; ++j) {
-    damage_[j].add(other.damage_[j].sum);
-    damage_[j].add(other.damage_[j].compensation);
-    moment_[j].add(other.moment_[j].sum);
-    moment_[j].add(other.moment_[j].compensation);
-    cycles_[j].add(other.cycles_[j].sum);
-    cycles_[j].add(other.cycles_[j].compensation);
+    damage_[j].add(other.damage_[j]);
+    moment_[j].add(other.moment_[j]);
+    cycles_[j].add(other.cycles_[j]);
   }
+}
+
+namespace {
+constexpr std::uint32_t kMinerStateMagic = 0x564d4431;  // "VMD1"
+constexpr std::size_t kSumBytes = ExactSum::kLimbs * sizeof(std::uint64_t) + 1;
+
+void put_sum(std::vector<std::byte>& out, const ExactSum& sum) {
+  const auto& limbs = sum.limbs();
+  const std::size_t at = out.size();
+  out.resize(at + kSumBytes);
+  std::memcpy(out.data() + at, limbs.data(), ExactSum::kLimbs * sizeof(std::uint64_t));
+  out[at + kSumBytes - 1] = std::byte{sum.flags()};
+}
+
+ExactSum get_sum(const std::byte* in) {
+  std::array<std::uint64_t, ExactSum::kLimbs> limbs{};
+  std::memcpy(limbs.data(), in, ExactSum::kLimbs * sizeof(std::uint64_t));
+  return ExactSum::from_raw(limbs, static_cast<std::uint8_t>(in[kSumBytes - 1]));
+}
+}  // namespace
+
+std::vector<std::byte> MinerDamage::serialize() const {
+  std::vector<std::byte> out(sizeof(std::uint32_t) + sizeof(std::int64_t) + sizeof(double));
+  std::memcpy(out.data(), &kMinerStateMagic, sizeof(std::uint32_t));
+  std::memcpy(out.data() + 4, &n_channels_, sizeof(std::int64_t));
+  std::memcpy(out.data() + 12, &equivalent_slope_, sizeof(double));
+  out.reserve(out.size() + 3 * kSumBytes * static_cast<std::size_t>(n_channels_));
+  for (std::int64_t j = 0; j < n_channels_; ++j) {
+    put_sum(out, damage_[j]);
+    put_sum(out, moment_[j]);
+    put_sum(out, cycles_[j]);
+  }
+  return out;
+}
+
+void MinerDamage::deserialize(std::span<const std::byte> bytes) {
+  const std::size_t header = sizeof(std::uint32_t) + sizeof(std::int64_t) + sizeof(double);
+  std::uint32_t magic = 0;
+  std::int64_t n = 0;
+  double slope = 0.0;
+  if (bytes.size() >= header) {
+    std::memcpy(&magic, bytes.data(), sizeof magic);
+    std::memcpy(&n, bytes.data() + 4, sizeof n);
+    std::memcpy(&slope, bytes.data() + 12, sizeof slope);
+  }
+  if (bytes.size() < header || magic != kMinerStateMagic || n != n_channels_ ||
+      slope != equivalent_slope_ ||
+      bytes.size() != header + 3 * kSumBytes * static_cast<std::size_t>(n)) {
+    throw InputError("Miner damage: the saved state does not belong to this accumulator (" +
+                     std::to_string(n_channels_) + " channels, slope " +
+                     number(equivalent_slope_) + ")");
+  }
+  const std::byte* p = bytes.data() + header;
+  for (std::int64_t j = 0; j < n_channels_; ++j, p += 3 * kSumBytes) {
+    damage_[j] = get_sum(p);
+    moment_[j] = get_sum(p + kSumBytes);
+    cycles_[j] = get_sum(p + 2 * kSumBytes);
+  }
+}
+
+bool MinerDamage::operator==(const MinerDamage& other) const {
+  return n_channels_ == other.n_channels_ && equivalent_slope_ == other.equivalent_slope_ &&
+         damage_ == other.damage_ && moment_ == other.moment_ && cycles_ == other.cycles_;
 }
 
 }  // namespace vsense::solvers

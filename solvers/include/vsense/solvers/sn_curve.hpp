@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vsense/solvers/exact_sum.hpp"
 #include "vsense/solvers/rainflow.hpp"
 
 namespace vsense::solvers {
@@ -87,7 +88,9 @@ SnCurve load_sn_curve(const std::filesystem::path& file, std::string_view model_
 /// (a CycleSink: no cycle is stored). S_i is the mean-stress-corrected range when the curve
 /// asks for a correction. m is one slope for all ranges (by default the curve's first slope
 /// m1, the usual choice: m = 3 for steel details) and, unlike D, S_eq counts every cycle, also
-/// those below the cut-off. Sums are compensated (Neumaier), so a day of cycles loses no digits.
+/// those below the cut-off. Sums are exact (ExactSum: fixed point, order-independent), so the
+/// result is bit-identical however the history was cut into chunks, files or MPI ranks and in
+/// whatever order the cycles arrive; a day of cycles loses no digits.
 class MinerDamage final : public CycleSink {
 public:
   /// @param[in] equivalent_slope m of S_eq; 0 = curve.slope
@@ -104,21 +107,23 @@ public:
   double cycles(std::int64_t channel) const;
   /// S_eq for `n_equivalent` cycles (model stress units).
   double equivalent_range(std::int64_t channel, double n_equivalent) const;
-  /// Adds another accumulator of the same curve and channels (e.g. of another MPI rank).
+  /// Adds another accumulator of the same curve and channels (e.g. of another MPI rank); exact.
   void add(const MinerDamage& other);
 
+  /// The sums as bytes (native byte order, versioned), for checkpoints and MPI transfers.
+  std::vector<std::byte> serialize() const;
+  /// Restores the sums written by serialize() into an accumulator of the same curve.
+  /// @throws InputError when `bytes` is not a complete state of this many channels and slope.
+  void deserialize(std::span<const std::byte> bytes);
+  bool operator==(const MinerDamage& other) const;
+
 private:
-  struct Sum {  // Neumaier compensated sum
-    double sum = 0.0, compensation = 0.0;
-    void add(double x) noexcept;
-    double value() const noexcept { return sum + compensation; }
-  };
   SnCurve curve_;
   std::int64_t n_channels_;
   double equivalent_slope_;
-  std::vector<Sum> damage_;       ///< [n_channels]
-  std::vector<Sum> moment_;       ///< [n_channels] sum n_i S_i^m
-  std::vector<Sum> cycles_;       ///< [n_channels] sum n_i
+  std::vector<ExactSum> damage_;  ///< [n_channels] sum n_i / N_i
+  std::vector<ExactSum> moment_;  ///< [n_channels] sum n_i (S_i / S_ref)^m (scaled into range)
+  std::vector<ExactSum> cycles_;  ///< [n_channels] sum n_i
 };
 
 }  // namespace vsense::solvers
