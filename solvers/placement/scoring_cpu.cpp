@@ -9,13 +9,10 @@
 #include <limits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/placement.hpp"
 #include "vsense/kernels/placement_scores.hpp"
+#include "../common/single_threaded_blas.hpp"
 #include "vsense/solvers/placement_scoring.hpp"
 
 namespace vsense::solvers::placement {
@@ -59,35 +56,8 @@ void check_request(const ScoreRequest& request) {
 }  // namespace
 }  // namespace vsense::solvers::placement
 
-// OpenBLAS's thread control, when the BLAS is OpenBLAS (weak: absent with another BLAS).
-extern "C" {
-void openblas_set_num_threads(int) __attribute__((weak));
-int openblas_get_num_threads(void) __attribute__((weak));
-}
-
 namespace vsense::solvers::placement {
 namespace {
-
-/// Makes the host BLAS single-threaded for its lifetime (OpenBLAS only), so that the OpenMP
-/// threads can each run their own dgemm: mixing OpenBLAS's thread pool and OpenMP's in turn
-/// makes each spin while the other works (measured: a scoring pass 1.4x the dgemm time).
-class SingleThreadedBlas {
-public:
-  SingleThreadedBlas() {
-    if (openblas_get_num_threads && openblas_set_num_threads) {
-      previous_ = openblas_get_num_threads();
-      if (previous_ > 1) openblas_set_num_threads(1);
-    }
-  }
-  ~SingleThreadedBlas() {
-    if (previous_ > 1) openblas_set_num_threads(previous_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
-private:
-  int previous_ = 0;
-};
 
 /// Buffers of one thread.
 struct Workspace {
@@ -138,21 +108,6 @@ public:
   }
 
 private:
-  static int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-  }
-  static std::size_t thread_id() {
-#ifdef _OPENMP
-    return static_cast<std::size_t>(omp_get_thread_num());
-#else
-    return 0;
-#endif
-  }
-
   /// Scores the candidates of global chunk `chunk_index` into scores_; returns their best.
   BestCandidate score_chunk(const ScoreRequest& request, const std::uint8_t* eligible,
                             std::size_t chunk_index, Workspace& work) {
