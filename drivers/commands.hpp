@@ -23,6 +23,7 @@ struct CommonOptions {
 void register_model(CLI::App& app, CommonOptions& common);  // model info|export|generate
 void register_modes(CLI::App& app, CommonOptions& common);
 void register_demo(CLI::App& app, CommonOptions& common);
+void register_run(CLI::App& app, CommonOptions& common);  // cmd_run.cpp
 void register_simulate(CLI::App& app, CommonOptions& common);
 void register_place(CLI::App& app, CommonOptions& common);  // cmd_place.cpp
 void register_place_bench(CLI::App& app, CommonOptions& common);  // cmd_place_bench.cpp

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   register_model(app, common);
   register_modes(app, common);
   register_demo(app, common);
+  register_run(app, common);
   register_simulate(app, common);
   register_place(app, common);
   register_place_bench(app, common);
