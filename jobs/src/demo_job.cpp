@@ -42,6 +42,7 @@ name = "demo"
 output_dir = "."              # this directory
 units = "SI"
 backend = "{backend}"
+unavailable_stages = "skip"   # a stage this build lacks is reported, the rest still runs
 
 [model]
 builtin = "genset"            # the built-in engine-generator set

@@ -333,7 +333,7 @@ void read_model(Section& s, JobSpec& job) {
   }
   const auto path = s.string("path");
   const auto builtin = s.choice("builtin", {"genset"});
-  const auto dofs = s.integer("dofs", 1000, 100000000);
+  const auto dofs = s.integer("dofs", 10000, 10000000);
   if (s.has("path") && s.has("builtin")) {
     s.error("builtin", "give path or builtin, not both");
   } else if (path) {
@@ -625,6 +625,9 @@ JobSpec parse_job(const std::string& text, const std::string& name, const std::s
   const auto output_dir = top.string("output_dir");
   if (const auto v = top.choice("units", {"SI", "mm-t-s"})) job.units = *v;
   if (const auto v = top.choice("backend", {"auto", "cpu", "cuda"})) job.backend = *v;
+  if (const auto v = top.choice("unavailable_stages", {"fail", "skip"})) {
+    job.skip_unavailable = *v == "skip";
+  }
   (void)top.string("description");
 
   // Sections in pipeline order (later ones look at earlier ones).

@@ -73,6 +73,8 @@ struct Stage {
   /// Files under `out` that must exist and carry the key for the stage to be up to date.
   std::function<std::vector<std::string>()> expected;
   std::function<StageOutcome(StageContext&)> run;
+  /// Continues from its own checkpoint after an interruption (else it starts again).
+  bool resumable = false;
 };
 
 std::string setting(const std::string& key, const std::string& value) {
@@ -110,10 +112,16 @@ std::string plotter_setting(const JobSpec& job) {
   return setting("plotter", find_report_python("", why).empty() ? "none" : "matplotlib");
 }
 
-std::string stage_key(const Stage& stage) {
+/// The stage's key, or "" when an input does not exist yet (`missing` names it).
+std::string stage_key(const Stage& stage, std::string& missing) {
   std::string text = "vsense job stage v1\nstage = " + stage.name + "\nvsense = " +
                      std::string(VSENSE_VERSION) + "\n" + stage.settings();
   for (const auto& input : stage.inputs()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(input, ec)) {
+      missing = input;
+      return "";
+    }
     text += "input sha256 = " + io::sha256_file(input) + "\n";
   }
   return detail::sha256_text(text);
@@ -476,6 +484,7 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
       return files;
     };
     s.owned = {results_file, results_xdmf};
+    s.resumable = true;
     s.expected = [] { return std::vector<std::string>{results_file}; };
     s.run = [&job](StageContext& c) {
       ReconstructRequest request = job.reconstruction.request;
@@ -612,12 +621,15 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
   const fs::path out(job.output_dir);
   if (job.report.enabled) summary.report_path = (out / report_dir / "index.html").string();
 
-  on_root(comm, [&] { fs::create_directories(out / staging_root); });
+  if (!options.dry_run) on_root(comm, [&] { fs::create_directories(out / staging_root); });
   const std::vector<Stage> stages = plan(job, out);
   spdlog::info("job {}: {} stage(s) -> {}{}", summary.job, stages.size(), job.output_dir,
                comm.size() > 1 ? fmt::format(" on {} ranks", comm.size()) : "");
 
+  std::size_t current = 0;
+  try {
   for (std::size_t k = 0; k < stages.size(); ++k) {
+    current = k;
     const Stage& stage = stages[k];
     StageRecord record;
     record.name = stage.name;
@@ -628,7 +640,18 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
     std::string decision;  // "skip", "run", "resume"
     std::string why;
     on_root(comm, [&] {
-      record.key = stage_key(stage);
+      std::string missing;
+      record.key = stage_key(stage, missing);
+      if (record.key.empty()) {
+        if (options.dry_run) {
+          decision = "run";
+          why = fmt::format("{} comes from an earlier stage",
+                            fs::path(missing).filename().string());
+          return;
+        }
+        throw InputError(fmt::format("stage {} needs {}, which does not exist", stage.name,
+                                     missing));
+      }
       if (!options.force && up_to_date(stage, out, record.key, why)) {
         decision = "skip";
         return;
@@ -637,7 +660,13 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       decision = "run";
       std::ifstream marker(staging / "key");
       std::string previous;
-      if (marker >> previous && previous == record.key) decision = "resume";
+      if (marker >> previous && previous == record.key) {
+        if (stage.resumable) {
+          decision = "resume";
+        } else {
+          why = "redoing an interrupted run";
+        }
+      }
     });
     decision = broadcast_string(comm, decision);
     record.key = broadcast_string(comm, record.key);
@@ -657,7 +686,7 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       summary.stages.push_back(std::move(record));
       continue;
     }
-    spdlog::info("{}: {}{}", label, decision == "resume" ? "resuming a killed run" : "running",
+    spdlog::info("{}: {}{}", label, decision == "resume" ? "resuming an interrupted run from its checkpoint" : "running",
                  why.empty() || decision == "resume" ? "" : fmt::format(" ({})", why));
 
     on_root(comm, [&] {
@@ -676,7 +705,8 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       ProgressTicker ticker(stage.name, comm.is_root());
       outcome = stage.run(context);
     } catch (const NotCompiled& e) {
-      if (!options.allow_unavailable) throw;
+      if (!options.allow_unavailable && !job.skip_unavailable) throw;
+      on_root(comm, [&] { remove_entry(staging); });  // nothing to resume
       record.status = "not available";
       record.detail = e.what();
       record.seconds = seconds_since(stage_start);
@@ -715,6 +745,31 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
                  comm.is_root() ? fmt::format(", peak memory {}", mib(record.peak_memory_bytes))
                                 : "");
     summary.stages.push_back(std::move(record));
+  }
+  } catch (...) {
+    // What completed stays in place (the next run skips it); say so before the error itself.
+    if (comm.is_root() && current < stages.size()) {
+      StageRecord failed;
+      failed.name = stages[current].name;
+      failed.status = "failed";
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        failed.detail = e.what();
+      } catch (...) {
+        failed.detail = "unknown error";
+      }
+      if (const auto newline = failed.detail.find('\n'); newline != std::string::npos) {
+        failed.detail.resize(newline);
+      }
+      summary.stages.push_back(std::move(failed));
+      summary.seconds = seconds_since(start);
+      summary.peak_memory_bytes = peak_memory_bytes();
+      spdlog::error("the job stopped in stage {}; the stages before it are complete and a "
+                    "rerun skips them:\n{}",
+                    stages[current].name, summary_table(summary));
+    }
+    throw;
   }
   on_root(comm, [&] {
     std::error_code ec;

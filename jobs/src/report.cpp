@@ -312,17 +312,22 @@ std::vector<std::size_t> top_k(const std::vector<double>& values, std::size_t k)
 
 std::string find_report_python(const std::string& given, std::string& why) {
   std::vector<std::string> tries;
-  if (!given.empty()) tries.push_back(given);
-  if (const char* env = std::getenv("VSENSE_PYTHON")) tries.emplace_back(env);
-  tries.emplace_back("python3");
-  tries.emplace_back("/usr/bin/python3");  // the system's, where python3 on PATH is another
+  if (!given.empty()) {
+    tries.push_back(given);
+  } else if (const char* env = std::getenv("VSENSE_PYTHON"); env != nullptr && *env != '\0') {
+    tries.emplace_back(env);  // the user's choice, and only that
+  } else {
+    tries.emplace_back("python3");
+    tries.emplace_back("/usr/bin/python3");  // the system's, where python3 on PATH is another
+  }
   for (const auto& python : tries) {
     const std::string probe =
         fmt::format("'{}' -c 'import matplotlib' > /dev/null 2>&1", python);
     if (std::system(probe.c_str()) == 0) return python;
   }
-  why = "python3 with matplotlib was not found (Debian: apt-get install python3-matplotlib; "
-        "or set VSENSE_PYTHON to an interpreter that has it)";
+  why = fmt::format("{} with matplotlib was not found (Debian: apt-get install "
+                    "python3-matplotlib; or set VSENSE_PYTHON to an interpreter that has it)",
+                    fmt::join(tries, " or "));
   return "";
 }
 

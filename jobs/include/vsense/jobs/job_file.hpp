@@ -5,7 +5,7 @@
 /// key, wrong type, bad value and missing file is reported, each with file, line and key.
 ///
 /// Sections (README "vsense run" has the full schema with an example):
-///   top level        schema_version, name, output_dir, units, backend
+///   top level        schema_version, name, output_dir, units, backend, unavailable_stages
 ///   [model]          path | builtin = "genset" (+ dofs)
 ///   [modes]          count, fmax_hz, shift, sturm_check
 ///   [placement]      sensors + method | compare (+ use), or file; candidates, exclude, ...
@@ -87,6 +87,9 @@ struct JobSpec {
   std::string output_dir;           ///< absolute
   std::string units = "SI";         ///< SI | mm-t-s
   std::string backend = "auto";     ///< auto | cpu | cuda
+  /// unavailable_stages = "skip": a stage this build cannot run (not compiled) is reported and
+  /// the later stages run without its outputs; "fail" (default): the run stops there.
+  bool skip_unavailable = false;
   ModelSpec model;
   solvers::ModalAnalysisOptions modes;
   PlacementSpec placement;
