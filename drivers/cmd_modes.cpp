@@ -18,6 +18,8 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     double fmax_hz = 0.0;
     double shift = std::numeric_limits<double>::quiet_NaN();
     bool no_sturm = false;
+    std::string solver = "block", ordering = "auto";
+    int block_size = 0;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -46,6 +48,20 @@ void register_modes(CLI::App& app, CommonOptions& common) {
                   "Spectral shift in (rad/s)^2 (default: automatic, below the lowest mode)");
   cmd->add_flag("--no-sturm-check", args->no_sturm,
                "Skip the Sturm-sequence proof that no mode is missing (an LDL^T factorisation)");
+  cmd->add_option("--solver", args->solver,
+                  "Eigen-iteration on the CPU: block (block shift-invert Lanczos, solves a block\n"
+                  "of vectors per pass over the factor) or lanczos (single-vector Spectra\n"
+                  "Lanczos, the older reference)")
+      ->check(CLI::IsMember({"block", "lanczos"}))
+      ->capture_default_str();
+  cmd->add_option("--block-size", args->block_size,
+                  "Vectors per block of the block solver (default: 8 up to 60 modes, else 12)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--ordering", args->ordering,
+                  "Fill-reducing ordering of the factor: auto (CHOLMOD's choice: AMD, or METIS\n"
+                  "when AMD fills badly), amd, metis, nesdis")
+      ->check(CLI::IsMember({"auto", "amd", "metis", "nesdis"}))
+      ->capture_default_str();
   cmd->callback([args, &common] {
     if (args->n_modes == 0 && args->fmax_hz <= 0.0) {
       throw InputError("give --modes M, --fmax HZ, or both");
@@ -59,6 +75,10 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     request.options.fmax_hz = args->fmax_hz;
     request.options.shift = args->shift;
     request.options.sturm_check = !args->no_sturm;
+    request.options.method = args->solver == "lanczos" ? solvers::EigenMethod::lanczos
+                                                       : solvers::EigenMethod::block;
+    request.options.block_size = args->block_size;
+    request.options.ordering = args->ordering;
     const jobs::ModesSummary summary = jobs::run_modes(request, *common.comm);
     if (common.json && common.comm->is_root()) std::cout << jobs::to_json(summary) << "\n";
   });

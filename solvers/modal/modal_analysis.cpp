@@ -48,6 +48,9 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
   ModalOptions solver_options;
   solver_options.shift = options.shift;
   solver_options.n_modes = options.n_modes;
+  solver_options.method = options.method;
+  solver_options.block_size = options.block_size;
+  solver_options.ordering = options.ordering;
   ModalResult result;
   for (;;) {
     solver_options.n_modes =
@@ -57,6 +60,13 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     rep.factor_seconds += result.factor_seconds;
     rep.solve_seconds += result.solve_seconds;
     rep.factor_nonzeros = result.factor_nonzeros;
+    rep.method = result.method;
+    rep.block_size = result.block_size;
+    rep.vectors_solved += result.solves;
+    rep.restarts += result.iterations;
+    rep.operator_seconds += result.operator_seconds;
+    rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
+    rep.ritz_seconds += result.ritz_seconds;
     if (options.fmax_hz <= 0.0) break;
     const double highest = frequency_hz(result.eigenvalues(result.eigenvalues.size() - 1));
     if (highest > options.fmax_hz || solver_options.n_modes >= dofs.n_equations) break;
@@ -95,7 +105,8 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
                  "were checked");
   } else if (options.sturm_check) {
     const SturmCount count =
-        check_completeness(system.stiffness, system.mass, result.eigenvalues.data(), m);
+        check_completeness(system.stiffness, system.mass, result.eigenvalues.data(), m,
+                           &result.ordering);
     rep.sturm_seconds = count.seconds;
     rep.sturm_count = count.below;
   }

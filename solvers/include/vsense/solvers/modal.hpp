@@ -1,26 +1,48 @@
 #pragma once
 /// @file modal.hpp
-/// @brief Lowest modes of K x = lambda M x (CPU path: shift-invert Lanczos on a CHOLMOD factor).
+/// @brief Lowest modes of K x = lambda M x (CPU path: block shift-invert Lanczos on a CHOLMOD
+/// supernodal factor; the single-vector Spectra Lanczos stays selectable).
 #include <Eigen/Dense>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "vsense/model/assembly.hpp"
 
 namespace vsense::solvers {
 
+/// The eigen-iteration of the CPU path.
+enum class EigenMethod {
+  /// Block shift-invert Lanczos with thick restart (Krylov-Schur form), full blocked
+  /// M-reorthogonalisation and locking: solves with the factor for a block of vectors at once.
+  block,
+  /// Spectra's single-vector implicitly restarted Lanczos (one solve per vector), with a
+  /// deflated pass for missed copies of repeated eigenvalues. The reference the block method
+  /// replaced.
+  lanczos,
+};
+
 struct ModalOptions {
   int n_modes = 10;
+  EigenMethod method = EigenMethod::block;
+  /// Vectors per block of the block method; 0 = automatic (see default_block_size).
+  int block_size = 0;
+  /// Fill-reducing ordering of the CHOLMOD factor: "auto" (CHOLMOD's default: AMD, METIS
+  /// tried when AMD fills badly), "amd", "metis", "nesdis".
+  std::string ordering = "auto";
   /// Spectral shift sigma in (rad/s)^2; NaN = automatic (a small negative shift, so that
   /// K - sigma M is positive definite even for free-free models).
   double shift = std::numeric_limits<double>::quiet_NaN();
   double tolerance = 1e-12;   ///< relative tolerance on the Ritz values
   int max_iterations = 1000;  ///< restarts of the Lanczos process
-  int subspace_size = 0;      ///< Lanczos basis size; 0 = automatic
+  int subspace_size = 0;      ///< Lanczos basis size (vectors); 0 = automatic
   /// After convergence, run short Lanczos passes on the M-orthogonal complement of the modes
   /// found: an eigenvalue found there below the highest returned one is a missed copy of a
   /// repeated eigenvalue (single-vector Lanczos finds extra copies only through round-off) and is
-  /// added. Costs one short pass (about 20-40 solves) when nothing was missed.
+  /// added. Costs one short pass (about 20-40 solves) when nothing was missed. The block method
+  /// finds up to block_size copies by itself and runs the pass only when it found a cluster of
+  /// block_size or more copies.
   bool deflation_check = true;
 };
 
@@ -31,12 +53,24 @@ struct ModalResult {
   double factor_seconds = 0.0;
   double solve_seconds = 0.0;
   std::int64_t factor_nonzeros = 0;
-  int iterations = 0;
+  int iterations = 0;  ///< restarts, all passes
   /// > 0 when K - sigma M was singular (K and M share null vectors) and was factorised with this
   /// diagonal shift, every solve being refined against the true matrix.
-  double regularisation = 0.0;           ///< Lanczos restarts, all passes
+  double regularisation = 0.0;
   int recovered_modes = 0;      ///< missed copies of repeated eigenvalues found by the check
+  std::string method = "block";  ///< "block", "lanczos" or "dense"
+  int block_size = 0;            ///< vectors per block (1 for single-vector Lanczos)
+  std::int64_t solves = 0;       ///< right-hand sides solved with the factor (block method)
+  double operator_seconds = 0.0;           ///< of solve_seconds: solves with the factor
+  double orthogonalisation_seconds = 0.0;  ///< of solve_seconds: M-products, Gram-Schmidt
+  double ritz_seconds = 0.0;               ///< of solve_seconds: projected problems, restarts
+  /// The fill-reducing order of the factor [n] (pivot k is equation ordering[k]); empty for the
+  /// dense path. The Sturm count reuses it (same sparsity pattern).
+  std::vector<std::int64_t> ordering;
 };
+
+/// The block size the block method uses when ModalOptions::block_size is 0.
+int default_block_size(std::int64_t n_equations, int n_modes);
 
 /// @brief Lowest `n_modes` eigenpairs.
 /// @param[in] stiffness, mass lower triangles (model::SparseMatrix convention)

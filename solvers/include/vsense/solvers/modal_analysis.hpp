@@ -4,6 +4,7 @@
 /// contents of a modes file.
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "vsense/io/modes_file.hpp"
 #include "vsense/model/model.hpp"
@@ -21,6 +22,9 @@ struct ModalAnalysisOptions {
   double max_residual = 1e-6;
   /// Prove with a Sturm count that no mode is missing below the returned ones.
   bool sturm_check = true;
+  EigenMethod method = EigenMethod::block;  ///< see ModalOptions::method
+  int block_size = 0;                       ///< see ModalOptions::block_size
+  std::string ordering = "auto";            ///< see ModalOptions::ordering
 };
 
 /// What the analysis did, for logs and `--json`.
@@ -35,6 +39,11 @@ struct ModalAnalysisReport {
   double sturm_seconds = 0.0;
   std::int64_t sturm_count = -1;  ///< eigenvalues below the check's shift (-1: not checked)
   int solves = 0;  ///< eigen-solves run (more than one when fmax_hz grew the request)
+  std::string method;          ///< "block", "lanczos" or "dense"
+  int block_size = 0;          ///< vectors per block
+  std::int64_t vectors_solved = 0;  ///< right-hand sides solved with the factors
+  int restarts = 0;
+  double operator_seconds = 0.0, orthogonalisation_seconds = 0.0, ritz_seconds = 0.0;
 };
 
 /// @brief Lowest modes of the model with mass-normalised shapes on all nodes and nodal modal

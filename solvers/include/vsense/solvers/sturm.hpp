@@ -2,6 +2,7 @@
 /// @file sturm.hpp
 /// @brief Sturm-sequence count: how many eigenvalues of K x = lambda M x lie below a shift.
 #include <cstdint>
+#include <vector>
 
 #include "vsense/model/assembly.hpp"
 
@@ -17,10 +18,12 @@ struct SturmCount {
 /// of inertia): the number of negative pivots of its LDL^T factorisation (MUMPS multifrontal
 /// symmetric-indefinite LDL^T with pivoting, sequential).
 /// @param[in] stiffness, mass lower triangles
+/// @param[in] ordering optional fill-reducing order [n] (pivot k is equation ordering[k]), e.g.
+///            ModalResult::ordering; nullptr: MUMPS orders by itself
 /// @throws NumericalError when a zero pivot makes the count undefined (sigma on an eigenvalue:
 ///         move it slightly).
 SturmCount sturm_count(const model::SparseMatrix& stiffness, const model::SparseMatrix& mass,
-                       double sigma);
+                       double sigma, const std::vector<std::int64_t>* ordering = nullptr);
 
 /// @brief Proof that no eigenvalue is missing below the returned ones: the Sturm count just below
 /// the highest returned cluster must equal the number of returned eigenvalues below that point.
@@ -31,6 +34,7 @@ SturmCount sturm_count(const model::SparseMatrix& stiffness, const model::Sparse
 /// @throws NumericalError naming the frequency range and both counts when a mode is missing.
 SturmCount check_completeness(const model::SparseMatrix& stiffness,
                               const model::SparseMatrix& mass, const double* eigenvalues,
-                              std::int64_t n_eigenvalues);
+                              std::int64_t n_eigenvalues,
+                              const std::vector<std::int64_t>* ordering = nullptr);
 
 }  // namespace vsense::solvers

@@ -1,0 +1,179 @@
+#pragma once
+// Internal pieces of the CPU modal solvers (not a public header): the shift-invert operators on
+// sparse factors of K - sigma M, the block Lanczos iteration, and the checks shared by the
+// single-vector (Spectra) and the block solvers.
+#include <Eigen/Dense>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vsense/model/assembly.hpp"
+#include "vsense/solvers/modal.hpp"
+
+struct cholmod_common_struct;
+struct cholmod_factor_struct;
+struct cholmod_dense_struct;
+
+namespace vsense::solvers::detail {
+
+using model::SparseMatrix;
+
+double seconds_since(std::chrono::steady_clock::time_point start);
+
+/// "sigma = -39.48 (rad/s)^2 = -(2 pi * 1 Hz)^2" for messages.
+std::string describe_shift(double sigma);
+
+/// The automatic negative shift (see modal.cpp for the reasoning).
+double automatic_shift(const SparseMatrix& stiffness, const SparseMatrix& mass);
+
+/// y = M x for a block: mass is a lower triangle.
+/// x, y: [n, ncols] column-major, leading dimension n.
+void mass_product(const SparseMatrix& mass, const double* x, double* y, Eigen::Index ncols);
+
+/// y = A x for blocks of vectors and a symmetric sparse A (K or M), fast: A is held as both
+/// triangles in compressed rows and the block is streamed row-major, so that each stored entry
+/// updates a contiguous row of the block (vectorised), instead of the scattered updates of a
+/// lower-triangle product.
+class SymmetricProduct {
+public:
+  explicit SymmetricProduct(const SparseMatrix& lower);
+  Eigen::Index rows() const { return full_.rows(); }
+  /// x, y: [n, ncols] column-major, leading dimension n (they must not alias).
+  void apply(const double* x, double* y, Eigen::Index ncols) const;
+
+private:
+  Eigen::SparseMatrix<double, Eigen::RowMajor, std::int64_t> full_;
+  mutable std::vector<double> x_rows_, y_rows_;  // [n, ncols] row-major work blocks
+};
+
+/// y = (K - sigma M)^{-1} x for blocks of right-hand sides, through one sparse factorisation.
+class ShiftInvert {
+public:
+  virtual ~ShiftInvert() = default;
+  virtual Eigen::Index rows() const = 0;
+  virtual double sigma() const = 0;
+  /// in, out: [n, ncols] column-major, leading dimension n (they must not alias).
+  virtual void solve(const double* in, double* out, Eigen::Index ncols) const = 0;
+  virtual double factor_seconds() const = 0;
+  virtual std::int64_t factor_nonzeros() const = 0;
+  /// > 0 when the pencil was singular and the factor regularised (solves are refined).
+  virtual double regularisation() const { return 0.0; }
+};
+
+/// Supernodal CHOLMOD LL^T of K - sigma M (sigma below the spectrum: positive definite). A
+/// singular pencil (K and M sharing null vectors) is factorised as K - sigma M + delta I with
+/// every solve refined against the true matrix.
+class CholmodShiftInvert final : public ShiftInvert {
+public:
+  /// @param ordering "auto" (CHOLMOD's default choice), "amd", "metis" or "nesdis"
+  CholmodShiftInvert(const SparseMatrix& stiffness, const SparseMatrix& mass, double sigma,
+                     const std::string& ordering = "auto");
+  ~CholmodShiftInvert() override;
+  CholmodShiftInvert(const CholmodShiftInvert&) = delete;
+  CholmodShiftInvert& operator=(const CholmodShiftInvert&) = delete;
+
+  Eigen::Index rows() const override { return shifted_.rows(); }
+  double sigma() const override { return sigma_; }
+  void solve(const double* in, double* out, Eigen::Index ncols) const override;
+  double factor_seconds() const override { return factor_seconds_; }
+  std::int64_t factor_nonzeros() const override { return factor_nonzeros_; }
+  double regularisation() const override { return regularisation_; }
+  /// The fill-reducing permutation CHOLMOD chose: [n], row i of the factor is row perm[i] of A.
+  const std::vector<std::int64_t>& permutation() const { return permutation_; }
+
+private:
+  bool try_factorise(SparseMatrix& target);
+  void raw_solve(const double* in, double* out, Eigen::Index ncols) const;
+
+  SparseMatrix shifted_;  // A = K - sigma M, lower triangle; CHOLMOD reads it in place
+  double sigma_;
+  std::unique_ptr<cholmod_common_struct> common_;
+  cholmod_factor_struct* factor_ = nullptr;
+  mutable cholmod_dense_struct* x_ = nullptr;
+  mutable cholmod_dense_struct* y_workspace_ = nullptr;
+  mutable cholmod_dense_struct* e_workspace_ = nullptr;
+  double factor_seconds_ = 0.0;
+  std::int64_t factor_nonzeros_ = 0;
+  double regularisation_ = 0.0;
+  std::vector<std::int64_t> permutation_;
+};
+
+/// MUMPS LDL^T (symmetric indefinite, sequential) of K - sigma M for any sigma: the operator of
+/// an interior shift, whose inertia is the Sturm count at sigma for free.
+class MumpsShiftInvert final : public ShiftInvert {
+public:
+  MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMatrix& mass, double sigma);
+  ~MumpsShiftInvert() override;
+  MumpsShiftInvert(const MumpsShiftInvert&) = delete;
+  MumpsShiftInvert& operator=(const MumpsShiftInvert&) = delete;
+
+  Eigen::Index rows() const override;
+  double sigma() const override;
+  void solve(const double* in, double* out, Eigen::Index ncols) const override;
+  double factor_seconds() const override;
+  std::int64_t factor_nonzeros() const override;
+  /// Eigenvalues strictly below sigma (negative pivots).
+  std::int64_t count_below() const;
+
+private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// What the block iteration selects.
+enum class Wanted {
+  largest,    ///< the largest nu = 1/(lambda - sigma): lowest lambda above a shift below them
+  magnitude,  ///< the largest |nu|: the lambda nearest an interior shift
+};
+
+struct BlockLanczosSettings {
+  int n_wanted = 10;
+  int block_size = 8;
+  int basis_size = 0;  ///< processed columns before a restart; 0 = automatic
+  double tolerance = 1e-12;
+  int max_restarts = 1000;
+  Wanted wanted = Wanted::largest;
+  std::uint64_t seed = 1;
+  const char* pass = "main";  ///< for logs and messages
+  /// Known M-orthonormal vectors [n, f] to keep out of the search space (deflation), and M
+  /// times them; both nullptr for none.
+  const Eigen::MatrixXd* deflate = nullptr;
+  const Eigen::MatrixXd* mass_deflate = nullptr;
+};
+
+struct BlockLanczosPairs {
+  Eigen::VectorXd eigenvalues;  ///< [k] lambda, in the order selected (nearest the shift first)
+  Eigen::MatrixXd vectors;      ///< [n, k] M-orthonormal
+  int restarts = 0;
+  std::int64_t solves = 0;       ///< right-hand sides solved with the factor
+  double operator_seconds = 0.0;        ///< in the factor solves
+  double orthogonalisation_seconds = 0.0;  ///< M-products, projections, intra-block QR
+  double ritz_seconds = 0.0;               ///< projected eigenproblems, restarts
+};
+
+/// Block shift-invert Lanczos with full M-reorthogonalisation (block classical Gram-Schmidt
+/// twice, then an eigen-based intra-block orthonormalisation, BLAS-3), thick restart in
+/// Krylov-Schur form and locking of converged pairs.
+/// @throws NumericalError when the wanted pairs do not converge in max_restarts restarts.
+BlockLanczosPairs block_lanczos(const ShiftInvert& op, const SymmetricProduct& mass,
+                                const BlockLanczosSettings& settings);
+
+/// Checks and post-processing shared by the solvers (modal.cpp).
+void check_request(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                   const ModalOptions& options);
+void finish_result(const SparseMatrix& stiffness, const SparseMatrix& mass, double sigma,
+                   const ModalOptions& options, ModalResult& result);
+void solve_all_modes_dense(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                           ModalResult& result);
+constexpr std::int64_t dense_all_modes_limit = 4000;
+
+/// The single-vector Spectra path (lanczos.cpp).
+ModalResult solve_lowest_modes_lanczos(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                       const ModalOptions& options, double sigma);
+/// The block path (block_lanczos.cpp).
+ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                     const ModalOptions& options, double sigma);
+
+}  // namespace vsense::solvers::detail
