@@ -47,7 +47,7 @@ void register_demo(CLI::App& app, CommonOptions& common) {
   cmd->add_option("--out-dir,-o", d.output_dir, "Where to write the model, results and report")
       ->capture_default_str();
   cmd->add_option("--dofs", d.dofs, "Size of the genset model in DOFs (1e4 .. 1e7)")
-      ->check(CLI::Range(std::int64_t{1000}, std::int64_t{100000000}))
+      ->check(CLI::Range(std::int64_t{10000}, std::int64_t{10000000}))
       ->capture_default_str();
   cmd->add_option("--modes,-m", d.n_modes, "Number of modes")
       ->check(CLI::PositiveNumber)
