@@ -359,6 +359,7 @@ void read_modes(Section& s, JobSpec& job) {
   if (const auto v = s.number("fmax_hz", 0.0, HUGE_VAL, true)) m.fmax_hz = *v;
   if (const auto v = s.number("shift")) m.shift = *v;
   if (const auto v = s.boolean("sturm_check")) m.sturm_check = *v;
+  if (const auto v = s.choice("backend", {"auto", "cpu", "cuda"})) job.modes_backend = *v;
   s.reject_unknown_keys();
 }
 
@@ -434,6 +435,7 @@ void read_placement(Section& s, JobSpec& job) {
   if (const auto v = s.number("snr", 0.0, HUGE_VAL, true)) st.snr = *v;
   if (const auto v = s.number("correlation_length", 0.0)) st.correlation_length = *v;
   if (const auto v = s.number("efi_fraction", 0.0, 1.0)) st.efi_fraction = *v;
+  if (const auto v = s.choice("backend", {"auto", "cpu", "cuda"})) job.placement_backend = *v;
   if (const auto v = s.integer("samples", 1, 100000000)) p.samples = static_cast<std::size_t>(*v);
   if (const auto v = s.integer("seed", 0, std::numeric_limits<std::int64_t>::max())) {
     p.seed = static_cast<std::uint64_t>(*v);
@@ -545,6 +547,7 @@ void read_reconstruction(Section& s, JobSpec& job) {
     r.block_samples = *v;
   }
   if (const auto v = s.boolean("use_placement")) rec.use_placement = *v;
+  if (const auto v = s.choice("backend", {"auto", "cpu", "cuda"})) job.reconstruction_backend = *v;
   if (!job.simulation.enabled && !job.archives.enabled) {
     s.error("nodes", "the reconstruction needs measurements: an [archives] section (files = "
                      "[...]) or a [simulation]");

@@ -244,6 +244,11 @@ std::vector<std::string> measurement_files(const JobSpec& job, const fs::path& o
   return job.simulation.enabled ? simulated_archives(out) : job.archives.files;
 }
 
+/// A stage's backend: its section's, else the job's.
+std::string backend_of(const std::string& stage_backend, const JobSpec& job) {
+  return stage_backend.empty() ? job.backend : stage_backend;
+}
+
 bool exists(const std::string& path) {
   std::error_code ec;
   return !path.empty() && fs::exists(path, ec);
@@ -285,7 +290,8 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
     s.name = "modes";
     s.settings = [&job] {
       const auto& m = job.modes;
-      return setting("units", job.units) + setting("backend", job.backend) +
+      return setting("units", job.units) +
+             setting("backend", backend_of(job.modes_backend, job)) +
              setting("count", std::int64_t{m.n_modes}) + setting("fmax_hz", m.fmax_hz) +
              setting("shift", m.shift) + setting("sturm_check", m.sturm_check ? "true" : "false") +
              setting("max_residual", m.max_residual);
@@ -299,7 +305,7 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
       request.out_path = (c.staging / modes_file).string();
       request.xdmf_path = (c.staging / modes_xdmf).string();
       request.units = job.units;
-      request.backend = job.backend;
+      request.backend = backend_of(job.modes_backend, job);
       request.options = job.modes;
       const ModesSummary summary = run_modes(request, c.comm);
       StageOutcome outcome;
@@ -322,7 +328,8 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
     s.settings = [&job] {
       const auto& p = job.placement;
       const auto& st = p.settings;
-      return setting("backend", job.backend) + setting("methods", p.methods) +
+      return setting("backend", backend_of(job.placement_backend, job)) +
+             setting("methods", p.methods) +
              setting("compare", p.compare ? "true" : "false") + setting("use", p.use) +
              setting("sensors", static_cast<std::int64_t>(st.sensors)) +
              selection_setting("candidates", st.candidates) + setting("exclude", st.exclude) +
@@ -352,7 +359,7 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
     s.run = [&job](StageContext& c) {
       PlacementSettings settings = job.placement.settings;
       settings.modes = (c.out / modes_file).string();
-      settings.backend = job.backend;
+      settings.backend = backend_of(job.placement_backend, job);
       StageOutcome outcome;
       if (!job.placement.compare) {
         const PlaceSummary summary = run_place(settings, job.placement.methods.front(),
@@ -462,7 +469,8 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
     s.settings = [&job] {
       const auto& r = job.reconstruction.request;
       const auto& f = job.fatigue;
-      return setting("backend", job.backend) + selection_setting("nodes", r.nodes) +
+      return setting("backend", backend_of(job.reconstruction_backend, job)) +
+             selection_setting("nodes", r.nodes) +
              setting("use_placement", job.reconstruction.use_placement ? "true" : "false") +
              setting("modes", std::int64_t{r.n_modes}) + setting("rigid_hz", r.rigid_hz) +
              setting("regularisation", r.regularisation) + setting("units", job.units) +
@@ -496,7 +504,7 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
       request.out_path = (c.staging / results_file).string();
       request.xdmf_path = (c.staging / results_xdmf).string();
       request.units = job.units;
-      request.backend = job.backend;
+      request.backend = backend_of(job.reconstruction_backend, job);
       if (job.fatigue.enabled) {
         request.sn_curve_path = job.fatigue.sn_curve;
         request.equivalent = job.fatigue.equivalent;

@@ -63,10 +63,11 @@ TEST(JobFile, FullJobSetsEverySection) {
 name = "frame study"
 output_dir = "out"
 units = "SI"
-backend = "cpu"
+backend = "cuda"
 [model]
 builtin = "genset"
 [modes]
+backend = "cpu"
 count = 30
 fmax_hz = 200.0
 sturm_check = false
@@ -92,7 +93,9 @@ worst_nodes = 8
                                 "job.toml", dir.path().string());
   EXPECT_EQ(job.name, "frame study");
   EXPECT_EQ(job.output_dir, (dir.path() / "out").string());
-  EXPECT_EQ(job.backend, "cpu");
+  EXPECT_EQ(job.backend, "cuda");
+  EXPECT_EQ(job.modes_backend, "cpu");
+  EXPECT_EQ(job.placement_backend, "");
   EXPECT_EQ(job.modes.n_modes, 30);
   EXPECT_DOUBLE_EQ(job.modes.fmax_hz, 200.0);
   EXPECT_FALSE(job.modes.sturm_check);

@@ -92,6 +92,10 @@ struct JobSpec {
   bool skip_unavailable = false;
   ModelSpec model;
   solvers::ModalAnalysisOptions modes;
+  /// Per-stage backends ([modes], [placement], [reconstruction] backend = ...); empty: the
+  /// job's backend. The modal solver runs on the CPU in this version, so a job that wants the
+  /// GPU for placement and reconstruction says backend = "cuda" and [modes] backend = "cpu".
+  std::string modes_backend, placement_backend, reconstruction_backend;
   PlacementSpec placement;
   SimulationSpec simulation;
   ArchivesSpec archives;
