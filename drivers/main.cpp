@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "vsense/cluster/communicator.hpp"
+#include "vsense/jobs/pipeline.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/version.hpp"
 
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
     if (common.verbose) spdlog::set_level(spdlog::level::debug);
     if (common.quiet || (rank != 0 && !common.verbose)) spdlog::set_level(spdlog::level::warn);
     if (mpi.active()) spdlog::debug("{}", mpi.description());
+    // Several tasks that are one rank each would all do the whole work: refuse, say why.
+    vsense::jobs::check_rank_layout(mpi.world());
   });
   register_model(app, common);
   register_modes(app, common);
