@@ -27,6 +27,7 @@ void register_run(CLI::App& app, CommonOptions& common);  // cmd_run.cpp
 void register_simulate(CLI::App& app, CommonOptions& common);
 void register_place(CLI::App& app, CommonOptions& common);  // cmd_place.cpp
 void register_place_bench(CLI::App& app, CommonOptions& common);  // cmd_place_bench.cpp
+void register_reconstruct(CLI::App& app, CommonOptions& common);  // cmd_reconstruct.cpp
 
 // model subcommands, one file each
 void register_model_info(CLI::App& model, CommonOptions& common);

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   register_simulate(app, common);
   register_place(app, common);
   register_place_bench(app, common);
+  register_reconstruct(app, common);
   // Every subcommand, nested ones too, accepts --json/-v/-q after its name as well.
   std::function<void(CLI::App&)> fall_through = [&](CLI::App& parent) {
     for (auto* sub : parent.get_subcommands({})) {

@@ -130,15 +130,44 @@ File::File(const std::string& path, Mode mode) : path_(path), mode_(mode) {
     if (is_hdf5 < 0) fail("cannot be read as HDF5");
     file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file_) fail("cannot open as HDF5 (truncated or damaged file?)");
+  } else if (mode == Mode::update) {
+    file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+    if (!file_) fail("cannot open for writing (missing, truncated or damaged file?)");
   } else {
     file_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     if (!file_) fail("cannot create the file (does the directory exist and is it writable?)");
   }
 }
 
+std::int64_t File::create_contiguous(const std::string& dataset, const std::vector<hsize_t>& dims,
+                                     std::size_t element_bytes) {
+  if (element_bytes != 4 && element_bytes != 8) fail("contiguous datasets are float32 or float64");
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  if (!space || !dcpl || !lcpl || H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) < 0 ||
+      H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY) < 0 ||
+      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) < 0 ||
+      H5Pset_create_intermediate_group(lcpl.get(), 1) < 0) {
+    fail(fmt::format("cannot set up dataset {}", dataset));
+  }
+  const hid_t type = element_bytes == 4 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
+  Handle id(H5Dcreate2(file_.get(), dataset.c_str(), type, space.get(), lcpl.get(), dcpl.get(),
+                       H5P_DEFAULT),
+            H5Dclose);
+  if (!id) fail(fmt::format("cannot create dataset {} of shape {}", dataset, dims_string(dims)));
+  const haddr_t offset = H5Dget_offset(id.get());
+  if (offset == HADDR_UNDEF) {
+    // An empty dataset has no storage; nothing will be written to it.
+    H5Eclear2(H5E_DEFAULT);
+    return -1;
+  }
+  return static_cast<std::int64_t>(offset);
+}
+
 void File::close() {
   if (!file_) return;
-  if (mode_ == Mode::create && H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) {
+  if (mode_ != Mode::read && H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) {
     const std::string detail = take_error_message();
     file_.reset();
     throw IoError(fmt::format("{}: cannot flush the file to disk (HDF5: {})", path_, detail));

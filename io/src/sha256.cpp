@@ -74,4 +74,12 @@ std::string sha256_files(const std::vector<std::string>& paths) {
   return finish(context.get());
 }
 
+std::string sha256_text(const std::string& text) {
+  Context context = new_context();
+  if (!text.empty() && EVP_DigestUpdate(context.get(), text.data(), text.size()) != 1) {
+    throw IoError("SHA-256 update failed");
+  }
+  return finish(context.get());
+}
+
 }  // namespace vsense::io

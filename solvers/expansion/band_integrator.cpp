@@ -224,6 +224,11 @@ BandIntegrator::BandIntegrator(double sample_rate_hz, double low_hz, double high
     }
   }
   taps_ = convolve(p, q);  // [2 (l2p + l2) + 1], centred
+  // Exactly symmetric (zero phase): the FFT convolution leaves round-off asymmetries.
+  for (std::size_t k = 1, c = (taps_.size() - 1) / 2; k <= c; ++k) {
+    const double mean = 0.5 * (taps_[c + k] + taps_[c - k]);
+    taps_[c + k] = taps_[c - k] = mean;
+  }
 
   // Block FFT: a power of two at least 4 times the filter, and large enough to be efficient.
   const std::size_t length = taps_.size();

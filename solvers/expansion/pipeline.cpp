@@ -31,6 +31,13 @@ std::vector<Block> make_blocks(const std::vector<std::int64_t>& segment_samples,
 
 void BlockReport::add(const BlockReport& other) {
   dropout_values += other.dropout_values;
+  if (channel_dropouts.size() < other.channel_dropouts.size()) {
+    channel_dropouts.resize(other.channel_dropouts.size(), 0);
+  }
+  for (std::size_t c = 0; c < other.channel_dropouts.size(); ++c) {
+    channel_dropouts[c] += other.channel_dropouts[c];
+  }
+  if (first_unobservable < 0) first_unobservable = other.first_unobservable;
   live_set_changes += other.live_set_changes;
   unobservable_samples += other.unobservable_samples;
   excluded_samples += other.excluded_samples;
@@ -96,6 +103,7 @@ BlockReport Pipeline::process(io::Archive& archive, const Block& block, FatigueS
   expansion_->expand(y_.data(), rows, q_acc_.data(), observable_.data(), live_.data());
 
   // Dropouts and changes of the live set over the samples this block owns.
+  report.channel_dropouts.assign(nc, 0);
   std::vector<std::uint8_t> mask(nc), previous(nc, 1);
   const auto own_first = static_cast<std::size_t>(block.first - read_first);
   if (block.first > 0) {
@@ -103,9 +111,15 @@ BlockReport Pipeline::process(io::Archive& archive, const Block& block, FatigueS
   }
   for (std::int64_t i = 0; i < block.n; ++i) {
     const std::size_t r = own_first + static_cast<std::size_t>(i);
-    for (std::size_t c = 0; c < nc; ++c) mask[c] = std::isfinite(y_[r * nc + c]) ? 1 : 0;
+    for (std::size_t c = 0; c < nc; ++c) {
+      mask[c] = std::isfinite(y_[r * nc + c]) ? 1 : 0;
+      if (!mask[c]) ++report.channel_dropouts[c];
+    }
     report.dropout_values += static_cast<std::int64_t>(nc - live_[r]);
-    if (!observable_[r]) ++report.unobservable_samples;
+    if (!observable_[r]) {
+      ++report.unobservable_samples;
+      if (report.first_unobservable < 0) report.first_unobservable = block.first + i;
+    }
     if (mask != previous) {
       ++report.live_set_changes;
       if (report.changes.size() < 8) {

@@ -4,9 +4,11 @@
 // serialisation, and the block pipeline on a synthetic archive with a known modal history.
 #include "vsense/solvers/reconstruction.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <random>
@@ -44,10 +46,14 @@ TEST_P(BandIntegratorResponse, MatchesMinusOneOverOmegaSquaredInsideTheBand) {
   }
   EXPECT_LE(worst, rc::BandIntegrator::design_tolerance)
       << "worst relative error " << worst << " at " << worst_f << " Hz";
-  // Outside the band it does not amplify: zero at DC, small near it and above the stop band.
-  EXPECT_NEAR(integrator.response(0.0), 0.0, 1e-12 * std::abs(rc::BandIntegrator::ideal(low)));
-  EXPECT_LT(std::abs(integrator.response(0.1 * low)),
-            1e-3 * std::abs(rc::BandIntegrator::ideal(low)));
+  // Below the band it does not amplify: zero at DC (to round-off of the sum of the taps), never
+  // above 3.3 times the gain at the low corner (the design's knee), half of it at 0.1 low.
+  const double at_low = std::abs(rc::BandIntegrator::ideal(low));
+  EXPECT_NEAR(integrator.response(0.0), 0.0, 1e-9 * at_low);
+  for (int i = 1; i < 100; ++i) {
+    EXPECT_LE(std::abs(integrator.response(low * i / 100.0)), 3.3 * at_low) << low * i / 100.0;
+  }
+  EXPECT_LT(std::abs(integrator.response(0.1 * low)), 0.6 * at_low);
   EXPECT_LT(std::abs(integrator.response(0.5 * fs * 0.999)),
             1e-4 * std::abs(rc::BandIntegrator::ideal(high)));
   // Zero-phase: symmetric taps; the half-length is the reach of the filter.
@@ -60,7 +66,13 @@ INSTANTIATE_TEST_SUITE_P(Bands, BandIntegratorResponse,
                          ::testing::Values(BandCase{1000.0, 2.0, 400.0},
                                            BandCase{1000.0, 5.0, 100.0},
                                            BandCase{4096.0, 10.0, 1800.0},
-                                           BandCase{200.0, 0.5, 90.0}));
+                                           BandCase{200.0, 0.5, 90.0}),
+                         [](const auto& info) {
+                           std::string name = fmt::format("fs{}_band{}to{}", info.param.fs,
+                                                          info.param.low, info.param.high);
+                           std::replace(name.begin(), name.end(), '.', 'p');
+                           return name;
+                         });
 
 TEST(BandIntegrator, BlocksGiveTheDirectConvolution) {
   const double fs = 500.0;

@@ -39,8 +39,11 @@ private:
 /// @brief An open HDF5 file; paths inside are absolute ("/modes/shapes").
 class File {
 public:
-  enum class Mode { read, create };
-  /// @throws InputError (read: missing, not HDF5, truncated) or IoError (create) naming the file.
+  /// read: existing file, read only; create: new file (truncating); update: existing file,
+  /// read and write (errors are IoError).
+  enum class Mode { read, create, update };
+  /// @throws InputError (read: missing, not HDF5, truncated) or IoError (create, update) naming
+  /// the file.
   File(const std::string& path, Mode mode);
   const std::string& path() const noexcept { return path_; }
   /// Flushes and closes the file, checked (the destructor closes too but cannot report a
@@ -59,6 +62,13 @@ public:
   void write(const std::string& dataset, const std::vector<hsize_t>& dims,
              const std::int64_t* data);
   void write_strings(const std::string& dataset, const std::vector<std::string>& values);
+  /// @brief Creates a contiguous (unchunked, uncompressed) dataset of float32 or float64 whose
+  /// storage is allocated at once and never filled, and returns the byte offset of its data in
+  /// the file: rows can then be written with plain pwrite() by any process, without HDF5 and
+  /// without touching the file's metadata (so a killed writer cannot damage the file).
+  /// @param[in] element_bytes 4 (IEEE float32, little-endian) or 8 (float64)
+  std::int64_t create_contiguous(const std::string& dataset, const std::vector<hsize_t>& dims,
+                                 std::size_t element_bytes);
 
   /// Shape of a dataset. @throws InputError when missing.
   std::vector<hsize_t> shape(const std::string& dataset) const;

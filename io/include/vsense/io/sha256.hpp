@@ -10,5 +10,7 @@ namespace vsense::io {
 std::string sha256_file(const std::string& path);
 /// Hex SHA-256 of several files taken together (in the order given).
 std::string sha256_files(const std::vector<std::string>& paths);
+/// Hex SHA-256 of a string's bytes (fingerprints of settings).
+std::string sha256_text(const std::string& text);
 
 }  // namespace vsense::io

@@ -49,7 +49,7 @@ struct ReconstructRequest {
   std::string backend = "auto";         ///< auto|cpu|cuda
   bool resume = false;                  ///< continue from the checkpoint of a killed run
   double checkpoint_interval_s = 60.0;  ///< wall-clock seconds between checkpoints; 0: none
-  std::int64_t block_samples = 0;       ///< processing block; 0: automatic
+  std::int64_t block_samples = 0;       ///< FFT length of a block (a power of two); 0: automatic
 };
 
 struct ReconstructSummary {

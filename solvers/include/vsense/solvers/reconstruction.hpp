@@ -102,7 +102,11 @@ private:
 /// corner to within 2|G| <= eps. A second short filter q (length 2 L2 + 1) multiplies by
 /// (omega_d / omega)^2 = sinc^2(theta / 2 pi) and tapers above the high corner (erf taper to
 /// the stop frequency), so h = p * q responds as -1/omega^2 within [low, high] to a relative
-/// error of about eps (design: eps = 1e-5, measured in the tests) and rolls off outside.
+/// error of about eps (design: eps = 1e-5, measured in the tests) and rolls off outside: below
+/// the low corner the gain stays under 3.3 times its value at the corner (the most, near 0.4 x
+/// low, is half of the ideal 1/omega^2 there) and vanishes as f^2 at DC, so offsets, drifts and
+/// slow content are not amplified; above the high corner it tapers to zero at the stop
+/// frequency min(Nyquist, high + 0.25 Nyquist).
 /// Half-length L = 2 L1 + L2 with L1 ~ 2.5 fs / low: the settle time at segment ends.
 class BandIntegrator {
 public:
@@ -269,9 +273,12 @@ struct PipelineSetup {
 /// Counts a block reports (over the samples it owns).
 struct BlockReport {
   std::int64_t dropout_values = 0;      ///< NaN channel samples
+  std::vector<std::int64_t> channel_dropouts;  ///< [n_channels] NaN samples per channel
   std::int64_t live_set_changes = 0;    ///< samples whose live channel set differs from the previous
   std::int64_t unobservable_samples = 0;
   std::int64_t excluded_samples = 0;    ///< not counted in the statistics
+  /// The first unobservable sample of the block (in its segment), -1 if none.
+  std::int64_t first_unobservable = -1;
   /// The first changes of the live channel set (sample in the segment, live channels, condition
   /// number), for the log.
   struct Change {
