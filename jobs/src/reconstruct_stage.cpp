@@ -261,6 +261,7 @@ Prepared prepare(const ReconstructRequest& request) {
   const double nyquist = 0.5 * out.sample_rate_hz;
   setup.band_low_hz = std::isnan(request.band_low_hz) ? 0.5 * lowest_flexible : request.band_low_hz;
   setup.band_high_hz = std::isnan(request.band_high_hz) ? 0.8 * nyquist : request.band_high_hz;
+  rc::BandIntegrator::check_band(out.sample_rate_hz, setup.band_low_hz, setup.band_high_hz);
   if (setup.band_low_hz > lowest_flexible) {
     spdlog::warn("the band's low corner {:.4g} Hz is above the lowest flexible mode ({:.4g} Hz): "
                  "that mode's displacements below the band are not reconstructed",

@@ -114,16 +114,8 @@ struct BandIntegrator::Fft {
 BandIntegrator::BandIntegrator(double sample_rate_hz, double low_hz, double high_hz,
                                std::size_t n_modes, std::size_t fft_size)
     : sample_rate_hz_(sample_rate_hz), low_hz_(low_hz), high_hz_(high_hz), n_modes_(n_modes) {
+  check_band(sample_rate_hz, low_hz, high_hz);
   const double nyquist = 0.5 * sample_rate_hz;
-  if (!(sample_rate_hz > 0.0) || !std::isfinite(sample_rate_hz)) {
-    throw InputError(fmt::format("integration: sample rate {} Hz is not positive", sample_rate_hz));
-  }
-  if (!(low_hz > 0.0) || !(high_hz > low_hz) || !(high_hz <= 0.9 * nyquist + 1e-9 * nyquist)) {
-    throw InputError(fmt::format(
-        "--band {}:{} Hz is not a band 0 < LO < HI <= {} Hz (0.9 of the Nyquist frequency "
-        "{} Hz of the {} Hz archive, leaving room for the taper above HI)",
-        low_hz, high_hz, 0.9 * nyquist, nyquist, sample_rate_hz));
-  }
   if (n_modes == 0) throw InputError("integration: no modes");
   const double dt = 1.0 / sample_rate_hz;
   const double eps = design_tolerance;
@@ -286,6 +278,19 @@ BandIntegrator::BandIntegrator(double sample_rate_hz, double low_hz, double high
 }
 
 BandIntegrator::~BandIntegrator() = default;
+
+void BandIntegrator::check_band(double sample_rate_hz, double low_hz, double high_hz) {
+  const double nyquist = 0.5 * sample_rate_hz;
+  if (!(sample_rate_hz > 0.0) || !std::isfinite(sample_rate_hz)) {
+    throw InputError(fmt::format("integration: sample rate {} Hz is not positive", sample_rate_hz));
+  }
+  if (!(low_hz > 0.0) || !(high_hz > low_hz) || !(high_hz <= 0.9 * nyquist + 1e-9 * nyquist)) {
+    throw InputError(fmt::format(
+        "--band {}:{} Hz is not a band 0 < LO < HI <= {} Hz (0.9 of the Nyquist frequency "
+        "{} Hz of the {} Hz archive, leaving room for the taper above HI)",
+        low_hz, high_hz, 0.9 * nyquist, nyquist, sample_rate_hz));
+  }
+}
 
 double BandIntegrator::ideal(double frequency_hz) noexcept {
   const double w = 2.0 * std::numbers::pi * frequency_hz;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../common/single_threaded_blas.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/solvers/reconstruction.hpp"
 
@@ -79,6 +80,10 @@ Pipeline::Pipeline(PipelineSetup setup, double sample_rate_hz)
 
 BlockReport Pipeline::process(io::Archive& archive, const Block& block, FatigueState& state,
                               HistorySink* history, double* modal_displacement) {
+  // Every product of the block on a single-threaded BLAS (parallelism comes from OpenMP over
+  // node tiles): OpenBLAS's threaded kernels give other last bits for other thread counts, and
+  // the result must not depend on how many threads or MPI ranks share the machine.
+  SingleThreadedBlas single;
   BlockReport report;
   const std::size_t nc = setup_.channel_columns.size(), m = setup_.n_modes;
   const std::size_t archive_channels = archive.n_channels();

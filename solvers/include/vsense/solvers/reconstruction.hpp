@@ -133,6 +133,8 @@ public:
   double response(double frequency_hz) const;
   /// The response asked for: -1/(2 pi f)^2 inside [low, high].
   static double ideal(double frequency_hz) noexcept;
+  /// @throws InputError unless 0 < low < high <= 0.9 Nyquist (room for the taper above high).
+  static void check_band(double sample_rate_hz, double low_hz, double high_hz);
   /// Relative accuracy the design aims at inside the band.
   static constexpr double design_tolerance = 1e-5;
 
