@@ -236,6 +236,56 @@ TEST_F(PipelineRun, DryRunSaysWhatWouldRunAndRunsNothing) {
       << r.err;
 }
 
+// A study of measured data: a model file, an installed placement, archive files by glob. Its
+// stages follow the content of those files: an edited model reruns the modes and what follows.
+TEST_F(PipelineRun, MeasuredDataJobFollowsTheContentOfItsInputFiles) {
+  const fs::path site = dir_->path() / "site";
+  fs::create_directories(site / "archive");
+  fs::copy_file(reference() / "genset.inp", site / "model.inp");
+  fs::copy_file(reference() / "placement.h5", site / "installed.h5");
+  fs::copy_file(reference() / "simulation" / "run.h5", site / "archive" / "day-1.h5");
+  const auto job = write_job(*dir_, "measured.toml", R"(schema_version = 1
+unavailable_stages = "skip"
+output_dir = "measured-results"
+[model]
+path = "site/model.inp"
+[modes]
+count = 8
+[placement]
+file = "site/installed.h5"
+[archives]
+files = ["site/archive/*.h5"]
+[reconstruction]
+nodes = "FRAME_TOP"
+[report]
+plots = false
+)");
+  auto r = run_vsense(fmt::format("run '{}' --json", job));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto s = statuses(r.out);
+  EXPECT_EQ(s.count("model"), 0u) << "a model file needs no model stage: " << r.out;
+  EXPECT_EQ(s.count("placement"), 0u) << "an installed placement needs no stage: " << r.out;
+  EXPECT_EQ(s["modes"], "ran");
+  EXPECT_TRUE(s["reconstruction"] == "ran" || s["reconstruction"] == "not available") << r.out;
+  EXPECT_EQ(s["report"], "ran");
+  const fs::path out = dir_->path() / "measured-results";
+  // The same model as the reference job's: the same modes, bit for bit.
+  const vsense::io::hdf5::File a((out / "modes.h5").string(), vsense::io::hdf5::File::Mode::read);
+  const vsense::io::hdf5::File b((reference() / "modes.h5").string(),
+                                 vsense::io::hdf5::File::Mode::read);
+  EXPECT_EQ(a.read_double("/modes/frequencies_hz"), b.read_double("/modes/frequencies_hz"));
+  // Unchanged: skipped. An edited model (a comment is enough): the modes are computed again.
+  r = run_vsense(fmt::format("run '{}' --json", job));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(statuses(r.out)["modes"], "skipped") << r.out;
+  std::ofstream(site / "model.inp", std::ios::app) << "** edited\n";
+  r = run_vsense(fmt::format("run '{}' --json", job));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(statuses(r.out)["modes"], "ran") << r.out;
+  EXPECT_NE(r.err.find("[1/3] modes: running (inputs or settings changed)"), std::string::npos)
+      << r.err;
+}
+
 // The reconstruction stage in a job, with 1 and 2 ranks; skipped while this build has no
 // implementation of it (exit code 5, not compiled).
 TEST_F(PipelineRun, ReconstructionOnOneAndTwoRanksGivesTheSameResults) {

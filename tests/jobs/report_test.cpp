@@ -123,12 +123,17 @@ TEST_F(Demo, ReportShowsEveryPlotInHeadlessChromium) {
                            "stress_history.png"}) {
     EXPECT_NE(page.find(fmt::format("<img src=\"{}\"", plot)), std::string::npos) << plot;
   }
+  // With a reconstruction, the estimate is plotted against the truth.
+  const bool reconstructed = fs::exists(demo() / "results.h5");
+  if (reconstructed) {
+    EXPECT_NE(page.find("<img src=\"estimated_vs_true.png\""), std::string::npos);
+  }
   std::string why;
   const std::string images = images_in_chromium(index, *dir_, why);
   if (images.empty() && !why.empty()) GTEST_SKIP() << why;
   int total = 0, loaded = 0;
   std::istringstream(images) >> total >> loaded;
-  EXPECT_GE(total, 5) << images;
+  EXPECT_GE(total, reconstructed ? 6 : 5) << images;
   EXPECT_EQ(loaded, total) << "broken images in " << index;
 }
 
