@@ -6,8 +6,13 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -197,6 +202,50 @@ void maybe_fault(const std::string& stage) {
     std::raise(SIGKILL);
   }
 }
+
+/// @brief An exclusive POSIX lock on OUTPUT/.vsense/lock for the length of a run (rank 0), so
+/// that two runs never write the same output directory (an array whose job files share an
+/// output_dir, a job resubmitted while it still runs). POSIX record locks work on NFS (lockd)
+/// and on Lustre mounted with flock; the holder's host and pid are written into the file.
+class OutputLock {
+public:
+  OutputLock() = default;
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+  ~OutputLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  /// @throws InputError naming the holder when another run has the directory.
+  void acquire(const fs::path& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      throw IoError(fmt::format("{}: cannot open the lock file: {}", path.string(),
+                                std::strerror(errno)));
+    }
+    struct flock request {};
+    request.l_type = F_WRLCK;
+    request.l_whence = SEEK_SET;
+    if (::fcntl(fd_, F_SETLK, &request) != 0) {
+      char holder[256] = {};
+      const ssize_t got = ::pread(fd_, holder, sizeof holder - 1, 0);
+      std::string who = got > 0 ? std::string(holder, static_cast<std::size_t>(got)) : "";
+      while (!who.empty() && (who.back() == '\n' || who.back() == '\0')) who.pop_back();
+      ::close(fd_);
+      fd_ = -1;
+      throw InputError(fmt::format(
+          "{} is in use by another vsense run{}; wait for it to finish, or give this one "
+          "another output directory",
+          path.parent_path().parent_path().string(), who.empty() ? "" : " (" + who + ")"));
+    }
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string who = fmt::format("pid {} on {}", ::getpid(), host);
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, who.data(), who.size(), 0);
+  }
+
+private:
+  int fd_ = -1;
+};
 
 std::vector<std::byte> to_bytes(const std::string& text) {
   std::vector<std::byte> out(text.size());
@@ -629,7 +678,13 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
   const fs::path out(job.output_dir);
   if (job.report.enabled) summary.report_path = (out / report_dir / "index.html").string();
 
-  if (!options.dry_run) on_root(comm, [&] { fs::create_directories(out / staging_root); });
+  OutputLock lock;
+  if (!options.dry_run) {
+    on_root(comm, [&] {
+      fs::create_directories(out / staging_root);
+      lock.acquire(out / staging_root / "lock");
+    });
+  }
   const std::vector<Stage> stages = plan(job, out);
   spdlog::info("job {}: {} stage(s) -> {}{}", summary.job, stages.size(), job.output_dir,
                comm.size() > 1 ? fmt::format(" on {} ranks", comm.size()) : "");
@@ -781,7 +836,9 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
   }
   on_root(comm, [&] {
     std::error_code ec;
-    fs::remove(out / staging_root, ec);  // only when empty
+    // The lock file stays (removing it while held would let two later runs lock different
+    // files of the same name); the staging directories are gone.
+    fs::remove(out / staging_root, ec);  // only when empty, i.e. never while the lock is there
   });
   summary.seconds = seconds_since(start);
   summary.peak_memory_bytes = 0;
@@ -813,7 +870,7 @@ std::string to_json(const RunSummary& s) {
   std::vector<std::string> stages;
   for (const auto& r : s.stages) {
     std::vector<std::string> outputs;
-    for (const auto& o : r.outputs) outputs.push_back("\"" + json_escape(o) + "\"");
+    for (const auto& o : r.outputs) outputs.push_back(fmt::format("\"{}\"", json_escape(o)));
     stages.push_back(fmt::format(
         R"({{"name":"{}","status":"{}","detail":"{}","backend":"{}","key":"{}","seconds":{:.3f},)"
         R"("peak_memory_bytes":{},"outputs":[{}],"summary":{}}})",

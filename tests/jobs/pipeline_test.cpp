@@ -3,8 +3,10 @@
 // after it only; a run killed inside a stage leaves the completed stages in place and the next
 // run resumes from there with the same results as an uninterrupted run; 1 and 2 MPI ranks give
 // the same outputs; several tasks without MPI are refused with a message.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -84,6 +86,16 @@ void expect_same_outputs(const fs::path& a, const fs::path& b) {
   }
 }
 
+/// Nothing but the lock file is left in OUTPUT/.vsense after a complete run.
+::testing::AssertionResult no_staging_left(const fs::path& out) {
+  for (const auto& entry : fs::directory_iterator(out / ".vsense")) {
+    if (entry.path().filename() != "lock") {
+      return ::testing::AssertionFailure() << "left behind: " << entry.path();
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 std::string stage_key(const fs::path& file) {
   const vsense::io::hdf5::File f(file.string(), vsense::io::hdf5::File::Mode::read);
   return f.string_attribute("/", "job_stage_sha256");
@@ -126,7 +138,7 @@ TEST_F(PipelineRun, FirstRunRunsEveryStageAndStampsItsOutputs) {
   }
   EXPECT_TRUE(fs::exists(reference() / "report" / "index.html"));
   EXPECT_TRUE(fs::exists(reference() / "modes.xdmf"));
-  EXPECT_FALSE(fs::exists(reference() / ".vsense")) << "staging left behind";
+  EXPECT_TRUE(no_staging_left(reference()));
 }
 
 TEST_F(PipelineRun, RerunSkipsEveryUnchangedStageAndLeavesTheFilesAlone) {
@@ -191,7 +203,7 @@ TEST_F(PipelineRun, AKilledRunResumesAfterTheLastCompletedStageWithTheSameResult
       << resumed.out;
   EXPECT_NE(resumed.err.find("redoing an interrupted run"), std::string::npos) << resumed.err;
   expect_same_outputs(reference(), out);
-  EXPECT_FALSE(fs::exists(out / ".vsense"));
+  EXPECT_TRUE(no_staging_left(out));
 }
 
 TEST_F(PipelineRun, OneAndTwoMpiRanksGiveTheSameOutputs) {
@@ -222,6 +234,30 @@ TEST_F(PipelineRun, SeveralTasksWithoutMpiAreRefused) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("2 tasks"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_->path() / "tasks" / "modes.h5"));
+}
+
+TEST_F(PipelineRun, ASecondRunOnTheSameOutputDirectoryIsRefusedWhileTheFirstRuns) {
+  // This process holds the lock as a running vsense would.
+  const fs::path lock = reference() / ".vsense" / "lock";
+  const int fd = ::open(lock.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  struct flock request {};
+  request.l_type = F_WRLCK;
+  request.l_whence = SEEK_SET;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &request), 0);
+  ASSERT_EQ(::ftruncate(fd, 0), 0);
+  ASSERT_EQ(::pwrite(fd, "pid 4242 on node17", 18, 0), 18);
+  const auto r = run_vsense(fmt::format("run '{}' --output-dir '{}'", job_, reference().string()));
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(reference().string() + " is in use by another vsense run (pid 4242 on "
+                                               "node17)"),
+            std::string::npos)
+      << r.err;
+  // Released: the next run goes ahead.
+  EXPECT_EQ(run_vsense(fmt::format("run '{}' --output-dir '{}' -q", job_, reference().string()))
+                .exit_code,
+            0);
 }
 
 TEST_F(PipelineRun, DryRunSaysWhatWouldRunAndRunsNothing) {
