@@ -521,4 +521,153 @@ Result run_frequency(const std::string& model_inp, const Options& options) {
   return result;
 }
 
+namespace {
+
+std::string write_dynamic_deck(const ScratchDir& dir, const std::string& job,
+                               const ModalDynamicRequest& r, bool print_displacements) {
+  std::string include = std::filesystem::absolute(r.model_inp).lexically_normal().string();
+  if (include.size() + 20 > 132) {
+    const auto link = dir.path() / "model.inp";
+    if (!std::filesystem::exists(link)) std::filesystem::create_symlink(include, link);
+    include = "model.inp";
+  }
+  std::ofstream out(dir.file(job + ".inp"));
+  out << "** vsense test harness: transient response by modal superposition\n";
+  out << "*INCLUDE, INPUT=" << include << "\n";
+  out << "*NSET, NSET=VSPRINT\n";
+  for (std::size_t i = 0; i < r.print_nodes.size(); ++i) {
+    out << r.print_nodes[i] << (i + 1 == r.print_nodes.size() || i % 8 == 7 ? "\n" : ", ");
+  }
+  for (std::size_t l = 0; l < r.loads.size(); ++l) {
+    out << "*AMPLITUDE, NAME=VSLOAD" << l << "\n";
+    const auto& f = r.loads[l].force;
+    for (std::size_t k = 0; k < f.size(); ++k) {
+      // ccx reads at most 20 characters per number: 14 significant digits.
+      out << fmt::format("{:.13e}, {:.13e}", static_cast<double>(k) * r.time_step_s, f[k])
+          << (k % 2 == 1 || k + 1 == f.size() ? "\n" : ", ");  // cards <= 132 chars
+    }
+  }
+  out << "*STEP\n*FREQUENCY, STORAGE=YES\n" << r.n_modes << "\n*END STEP\n";
+  out << "*STEP, INC=" << r.n_steps + 10 << "\n*MODAL DYNAMIC\n"
+      << fmt::format("{:.13e}, {:.13e}\n", r.time_step_s, r.time_step_s * r.n_steps);
+  out << "*MODAL DAMPING\n1, " << r.n_modes << ", " << fmt::format("{:.13e}", r.damping_ratio) << "\n";
+  for (std::size_t l = 0; l < r.loads.size(); ++l) {
+    out << "*CLOAD, AMPLITUDE=VSLOAD" << l << "\n" << r.loads[l].node << ", " << r.loads[l].dof
+        << ", 1.0\n";
+  }
+  if (print_displacements) {
+    out << "*NODE PRINT, NSET=VSPRINT\nU\n";
+  } else {
+    out << "*EL FILE, FREQUENCY=" << r.stress_every << "\nS\n";
+  }
+  out << "*END STEP\n";
+  if (!out) throw std::runtime_error("cannot write the ccx deck in " + dir.path().string());
+  return job;
+}
+
+void check_attempt(const Attempt& attempt, const std::string& what) {
+  if (attempt.timed_out) throw std::runtime_error("ccx exceeded the time limit (" + what + ")");
+  const std::string& log = attempt.command.out;
+  if (attempt.command.exit_code != 0 || log.find("*ERROR") != std::string::npos) {
+    // The error lines, or else the end of the log (where ccx says why it stopped).
+    const std::string tail = log.size() > 2000 ? log.substr(log.size() - 2000) : log;
+    throw std::runtime_error(fmt::format("ccx failed ({}, exit code {}):\n{}", what,
+                                         attempt.command.exit_code,
+                                         error_lines(log).empty() ? tail : error_lines(log)));
+  }
+}
+
+}  // namespace
+
+ModalDynamicResult run_modal_dynamic(const ModalDynamicRequest& r) {
+  if (!available()) throw std::runtime_error(unavailable_message());
+  for (const auto& load : r.loads) {
+    if (load.force.size() != static_cast<std::size_t>(r.n_steps) + 1) {
+      throw std::runtime_error("run_modal_dynamic: a load needs n_steps + 1 values");
+    }
+  }
+  ScratchDir dir("ccx-dynamic");
+  ModalDynamicResult result;
+
+  // Run 1: displacements of the print nodes at every increment.
+  const std::string first = write_dynamic_deck(dir, "displacements", r, true);
+  Attempt attempt = run_ccx(dir, first, r.time_limit_s);
+  check_attempt(attempt, "modal dynamic, displacements");
+  result.wall_s += attempt.wall_s;
+  const std::string dat = read_text(dir.file(first + ".dat"));
+  for (const auto& e : parse_dat_eigenvalues(dat)) result.frequencies_hz.push_back(e.frequency_hz);
+  const std::size_t np = r.print_nodes.size();
+  std::unordered_map<std::int64_t, std::size_t> slot;
+  for (std::size_t i = 0; i < np; ++i) slot[r.print_nodes[i]] = i;
+  result.displacement.assign((static_cast<std::size_t>(r.n_steps) + 1) * np * 3, 0.0);
+  std::vector<int> seen(static_cast<std::size_t>(r.n_steps) + 1, 0);
+  {
+    std::istringstream in(dat);
+    std::string line;
+    long long step = -1;
+    while (std::getline(in, line)) {
+      const auto at = line.find("displacements (vx,vy,vz) for set VSPRINT and time");
+      if (at != std::string::npos) {
+        double time = 0.0;
+        if (!parse_double(trim(line.substr(line.rfind(' ') + 1)), time)) {
+          throw std::runtime_error("ccx .dat: unreadable time in: " + line);
+        }
+        step = std::llround(time / r.time_step_s);
+        if (step < 1 || step > r.n_steps || std::abs(time - step * r.time_step_s) > 1e-3 * r.time_step_s) {
+          throw std::runtime_error("ccx .dat: time " + std::to_string(time) + " is not an increment");
+        }
+        continue;
+      }
+      const auto fields = split_ws(line);
+      if (step < 0 || fields.size() != 4) {
+        if (fields.empty()) continue;
+        step = -1;
+        continue;
+      }
+      long long node = 0;
+      double u[3];
+      if (!parse_int(fields[0], node) || !parse_double(fields[1], u[0]) ||
+          !parse_double(fields[2], u[1]) || !parse_double(fields[3], u[2])) {
+        step = -1;
+        continue;
+      }
+      const auto it = slot.find(node);
+      if (it == slot.end()) continue;
+      for (int c = 0; c < 3; ++c) {
+        result.displacement[(static_cast<std::size_t>(step) * np + it->second) * 3 + static_cast<std::size_t>(c)] = u[c];
+      }
+      seen[static_cast<std::size_t>(step)] += 1;
+    }
+  }
+  for (int k = 1; k <= r.n_steps; ++k) {
+    if (seen[static_cast<std::size_t>(k)] != static_cast<int>(np)) {
+      throw std::runtime_error(fmt::format("ccx .dat: increment {} has {} of {} print nodes", k,
+                                           seen[static_cast<std::size_t>(k)], np));
+    }
+  }
+
+  // Run 2: nodal stresses of the whole model every stress_every increments.
+  const std::string second = write_dynamic_deck(dir, "stresses", r, false);
+  attempt = run_ccx(dir, second, r.time_limit_s);
+  check_attempt(attempt, "modal dynamic, stresses");
+  result.wall_s += attempt.wall_s;
+  for (const auto& block : parse_frd(dir.file(second + ".frd"))) {
+    if (block.name != "STRESS" || block.analysis == "MODAL") continue;
+    const long long step = std::llround(block.value / r.time_step_s);
+    if (step < 1 || step > r.n_steps) continue;
+    if (result.stress_nodes.empty()) result.stress_nodes = block.node_ids;
+    if (block.node_ids != result.stress_nodes || block.n_components < 6) {
+      throw std::runtime_error("ccx .frd: stress blocks of different nodes");
+    }
+    result.stress_steps.push_back(static_cast<int>(step));
+    for (std::size_t j = 0; j < block.node_ids.size(); ++j) {
+      for (int c = 0; c < 6; ++c) {
+        result.stress.push_back(block.values[j * static_cast<std::size_t>(block.n_components) + static_cast<std::size_t>(c)]);
+      }
+    }
+  }
+  if (result.stress_steps.empty()) throw std::runtime_error("ccx .frd: no stress frames");
+  return result;
+}
+
 }  // namespace vsense::test::calculix

@@ -132,4 +132,42 @@ struct Result {
 /// outputs are inconsistent (counts, .eig vs .dat, .frd frequencies vs eigenvalues).
 Result run_frequency(const std::string& model_inp, const Options& options = {});
 
+/// @brief A transient response by modal superposition (*MODAL DYNAMIC after *FREQUENCY),
+/// with fixed increments. ccx prints with one FREQUENCY for every output of a step, so the
+/// harness runs the deck twice: once printing the displacements of `print_nodes` at every
+/// increment (.dat, 7 significant digits), once writing the nodal stresses of the whole model
+/// every `stress_every` increments (.frd, 6 digits). The dynamics are the same in both runs.
+struct ModalDynamicRequest {
+  std::string model_inp;      ///< model data only (no *STEP)
+  int n_modes = 6;            ///< modes of the *FREQUENCY step (all are superposed)
+  double damping_ratio = 0.02;  ///< *MODAL DAMPING for every mode
+  double time_step_s = 1e-4;
+  int n_steps = 1000;         ///< the step lasts n_steps * time_step_s
+  /// Concentrated loads: node, DOF (1..3), and the force at t = k dt, k = 0 .. n_steps
+  /// (an *AMPLITUDE table; linear in between, as ccx integrates it).
+  struct Load {
+    std::int64_t node = 0;
+    int dof = 1;
+    std::vector<double> force;
+  };
+  std::vector<Load> loads;
+  std::vector<std::int64_t> print_nodes;
+  int stress_every = 10;
+  double time_limit_s = 300.0;
+};
+
+struct ModalDynamicResult {
+  /// [n_steps + 1, print_nodes, 3]: row k is t = k dt (row 0, at rest, is zero).
+  std::vector<double> displacement;
+  /// Stress frames: increment index k (t = k dt), and [n_frames, n_nodes, 6] at stress_nodes.
+  std::vector<int> stress_steps;
+  std::vector<std::int64_t> stress_nodes;
+  std::vector<double> stress;
+  std::vector<double> frequencies_hz;  ///< of the *FREQUENCY step (.dat, 7 digits)
+  double wall_s = 0.0;
+};
+
+/// @throws std::runtime_error when ccx is missing or fails, or its output is incomplete.
+ModalDynamicResult run_modal_dynamic(const ModalDynamicRequest& request);
+
 }  // namespace vsense::test::calculix
