@@ -4,11 +4,13 @@
 //
 //   bench_modal_solver DIR N_MODES [--method block|lanczos] [--block B[,B...]]
 //                      [--basis V] [--ordering auto|amd|metis|nesdis] [--sturm]
+//                      [--fmax HZ] [--slice MODES_PER_SLICE]
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <Eigen/Sparse>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -60,6 +62,10 @@ int main(int argc, char** argv) {
       options.subspace_size = std::stoi(value());
     } else if (arg == "--ordering") {
       options.ordering = value();
+    } else if (arg == "--fmax") {
+      options.upper = std::pow(2.0 * M_PI * std::stod(value()), 2);
+    } else if (arg == "--slice") {
+      options.slice_modes = std::stoi(value());
     } else if (arg == "--sturm") {
       sturm = true;
     } else if (arg == "-v") {
@@ -94,12 +100,15 @@ int main(int argc, char** argv) {
                "\"nnz_l\":{},\"factor_s\":{:.3f},\"solve_s\":{:.3f},\"operator_s\":{:.3f},"
                "\"orthogonalisation_s\":{:.3f},\"ritz_s\":{:.3f},\"restarts\":{},\"solves\":{},"
                "\"sturm_s\":{:.3f},\"sturm_below\":{},\"total_s\":{:.3f},\"highest_hz\":{:.9g},"
+               "\"n_found\":{},\"slices\":{},\"certified_below\":{},"
                "\"max_residual\":{:.3g},\"peak_memory_bytes\":{}}}\n",
                k.rows(), options.n_modes, result.method, result.block_size, options.ordering,
                result.factor_nonzeros, result.factor_seconds, result.solve_seconds,
                result.operator_seconds, result.orthogonalisation_seconds, result.ritz_seconds,
                result.iterations, result.solves, sturm_s, below, total,
-               std::sqrt(std::max(0.0, top)) / (2 * M_PI), result.residuals.maxCoeff(),
+               std::sqrt(std::max(0.0, top)) / (2 * M_PI), result.eigenvalues.size(),
+               result.slices, result.certified.empty() ? -1 : result.certified.back().below,
+               result.residuals.maxCoeff(),
                peak_memory_bytes());
     std::fflush(stdout);
   }

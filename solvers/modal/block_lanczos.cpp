@@ -381,35 +381,13 @@ Index largest_cluster(const VectorXd& sorted, double relative) {
   return best;
 }
 
-// Keeps the lowest `count` pairs, ascending.
-void keep_lowest(BlockLanczosPairs& pairs, Index count) {
-  std::vector<Index> order(static_cast<std::size_t>(pairs.eigenvalues.size()));
-  std::iota(order.begin(), order.end(), Index{0});
-  std::stable_sort(order.begin(), order.end(), [&](Index a, Index c) {
-    return pairs.eigenvalues[a] < pairs.eigenvalues[c];
-  });
-  VectorXd values(count);
-  MatrixXd vectors(pairs.vectors.rows(), count);
-  for (Index j = 0; j < count; ++j) {
-    values[j] = pairs.eigenvalues[order[static_cast<std::size_t>(j)]];
-    vectors.col(j) = pairs.vectors.col(order[static_cast<std::size_t>(j)]);
-  }
-  pairs.eigenvalues = std::move(values);
-  pairs.vectors = std::move(vectors);
-}
-
-void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass) {
-  total.restarts += pass.restarts;
-  total.solves += pass.solves;
-  total.operator_seconds += pass.operator_seconds;
-  total.orthogonalisation_seconds += pass.orthogonalisation_seconds;
-  total.ritz_seconds += pass.ritz_seconds;
-}
+}  // namespace
 
 // A block of b random start vectors captures min(multiplicity, b) copies of every eigenvalue in
 // exact arithmetic, so only a cluster of b or more found copies can hide further copies. For
 // those, search the M-orthogonal complement of the modes found (as the single-vector path does
 // for every run) and add what lies clearly below the highest wanted eigenvalue.
+namespace {
 void recover_missed_copies(const ShiftInvert& op, const SymmetricProduct& mass,
                            const BlockLanczosSettings& main, BlockLanczosPairs& found,
                            int& recovered) {
@@ -467,10 +445,32 @@ void recover_missed_copies(const ShiftInvert& op, const SymmetricProduct& mass,
 
 }  // namespace
 
-ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
-                                     const ModalOptions& options, double sigma) {
-  const Index n = stiffness.rows();
-  const int nev = options.n_modes;
+// Keeps the lowest `count` pairs, ascending.
+void keep_lowest(BlockLanczosPairs& pairs, Index count) {
+  std::vector<Index> order(static_cast<std::size_t>(pairs.eigenvalues.size()));
+  std::iota(order.begin(), order.end(), Index{0});
+  std::stable_sort(order.begin(), order.end(), [&](Index a, Index c) {
+    return pairs.eigenvalues[a] < pairs.eigenvalues[c];
+  });
+  VectorXd values(count);
+  MatrixXd vectors(pairs.vectors.rows(), count);
+  for (Index j = 0; j < count; ++j) {
+    values[j] = pairs.eigenvalues[order[static_cast<std::size_t>(j)]];
+    vectors.col(j) = pairs.vectors.col(order[static_cast<std::size_t>(j)]);
+  }
+  pairs.eigenvalues = std::move(values);
+  pairs.vectors = std::move(vectors);
+}
+
+void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass) {
+  total.restarts += pass.restarts;
+  total.solves += pass.solves;
+  total.operator_seconds += pass.operator_seconds;
+  total.orthogonalisation_seconds += pass.orthogonalisation_seconds;
+  total.ritz_seconds += pass.ritz_seconds;
+}
+
+BlockLanczosSettings block_settings(Index n, int nev, const ModalOptions& options) {
   BlockLanczosSettings settings;
   settings.n_wanted = nev;
   settings.block_size =
@@ -491,6 +491,14 @@ ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const Sparse
   }
   settings.tolerance = options.tolerance;
   settings.max_restarts = options.max_iterations;
+  return settings;
+}
+
+ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                     const ModalOptions& options, double sigma) {
+  const Index n = stiffness.rows();
+  const int nev = options.n_modes;
+  const BlockLanczosSettings settings = block_settings(n, nev, options);
   spdlog::info("modal: {} lowest modes of n = {} equations, {}, block Lanczos (block {})", nev, n,
                describe_shift(sigma), settings.block_size);
 

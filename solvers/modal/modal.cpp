@@ -177,6 +177,15 @@ ModalResult solve_lowest_modes(const model::SparseMatrix& stiffness,
   const std::int64_t n = stiffness.rows();
   const double sigma =
       std::isnan(options.shift) ? detail::automatic_shift(stiffness, mass) : options.shift;
+  const bool sliced =
+      std::isfinite(options.upper) ||
+      options.n_modes > (options.slice_modes > 0 ? options.slice_modes : default_slice_modes(n));
+  if (options.method == EigenMethod::block && sliced) {
+    return detail::solve_modes_sliced(stiffness, mass, options, sigma);
+  }
+  if (std::isfinite(options.upper)) {
+    throw InputError("modal solver: modes below a bound need the block method");
+  }
   if (options.n_modes == n) {
     spdlog::info("modal: all {} modes requested: dense generalized eigensolver", n);
     ModalResult result;

@@ -104,7 +104,9 @@ private:
 /// an interior shift, whose inertia is the Sturm count at sigma for free.
 class MumpsShiftInvert final : public ShiftInvert {
 public:
-  MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMatrix& mass, double sigma);
+  /// @param ordering optional fill-reducing order [n] (pivot k is equation ordering[k])
+  MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMatrix& mass, double sigma,
+                   const std::vector<std::int64_t>* ordering = nullptr);
   ~MumpsShiftInvert() override;
   MumpsShiftInvert(const MumpsShiftInvert&) = delete;
   MumpsShiftInvert& operator=(const MumpsShiftInvert&) = delete;
@@ -172,6 +174,16 @@ constexpr std::int64_t dense_all_modes_limit = 4000;
 /// The single-vector Spectra path (lanczos.cpp).
 ModalResult solve_lowest_modes_lanczos(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                        const ModalOptions& options, double sigma);
+/// Block settings for a request of nev pairs on n equations (block size and basis shrunk for
+/// tiny models).
+BlockLanczosSettings block_settings(Eigen::Index n, int nev, const ModalOptions& options);
+/// Keeps the lowest `count` pairs, ascending.
+void keep_lowest(BlockLanczosPairs& pairs, Eigen::Index count);
+void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass);
+/// Spectrum slicing (slicing.cpp): ModalOptions::upper requests and requests larger than a
+/// slice.
+ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                               const ModalOptions& options, double sigma);
 /// The block path (block_lanczos.cpp).
 ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                      const ModalOptions& options, double sigma);

@@ -324,7 +324,7 @@ struct MumpsShiftInvert::State {
 };
 
 MumpsShiftInvert::MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMatrix& mass,
-                                   double sigma)
+                                   double sigma, const std::vector<std::int64_t>* ordering)
     : state_(std::make_unique<State>()) {
   const auto start = Clock::now();
   if (stiffness.rows() >= std::numeric_limits<MUMPS_INT>::max()) {
@@ -367,6 +367,15 @@ MumpsShiftInvert::MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMa
   id.irn = s.rows.data();
   id.jcn = s.cols.data();
   id.a = s.shifted.valuePtr();
+  std::vector<MUMPS_INT> permutation;
+  if (ordering != nullptr && static_cast<Eigen::Index>(ordering->size()) == s.shifted.rows()) {
+    permutation.resize(ordering->size());
+    for (std::size_t k = 0; k < ordering->size(); ++k) {
+      permutation[static_cast<std::size_t>((*ordering)[k])] = static_cast<MUMPS_INT>(k + 1);
+    }
+    id.perm_in = permutation.data();
+    id.icntl[6] = 1;  // ICNTL(7) = 1: the ordering given in PERM_IN
+  }
   for (int relaxation : {25, 100, 400}) {
     id.icntl[13] = relaxation;  // ICNTL(14): % increase of the estimated working space
     id.job = 4;                 // analysis + factorisation

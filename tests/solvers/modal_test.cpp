@@ -9,7 +9,11 @@
 #include <numbers>
 #include <random>
 
+#include "common/test_support.hpp"
 #include "vsense/kernels/errors.hpp"
+#include "vsense/model/assembly.hpp"
+#include "vsense/model/inp_reader.hpp"
+#include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
 namespace {
@@ -319,6 +323,201 @@ TEST(ModalSolver, HighlyRepeatedEigenvaluesAreRecoveredByTheDeflationCheck) {
   }
   EXPECT_LE(max_orthonormality_error(cube.mass, result.vectors), orthonormality_tolerance);
   EXPECT_LE(result.residuals.maxCoeff(), residual_tolerance);
+}
+
+// ---- block solver, spectrum slicing, completeness ------------------------------------------
+
+// Sizes of the clusters of equal eigenvalues (relative `tolerance`), ascending values.
+std::vector<int> cluster_sizes(const std::vector<double>& sorted, double tolerance) {
+  std::vector<int> sizes;
+  for (std::size_t j = 0; j < sorted.size(); ++j) {
+    if (j > 0 && std::abs(sorted[j] - sorted[j - 1]) <= tolerance * std::abs(sorted[j])) {
+      ++sizes.back();
+    } else {
+      sizes.push_back(1);
+    }
+  }
+  return sizes;
+}
+
+TEST(ModalSolver, BlockSolverFindsEveryCopyOfSixFoldEigenvaluesByItself) {
+  // The cube Laplacian (side 14) has eigenvalue multiplicities 1, 3, 3, 3, 1, 6 from the
+  // bottom (a_1 + a_2 + a_3 in 6 orders is the 6-fold one). A block of 8 finds all copies
+  // without the repeated-eigenvalue pass.
+  const std::int64_t side = 14;
+  const Chain cube = cube_laplacian(side);
+  ModalOptions options;
+  options.n_modes = 17;  // whole clusters: 1 + 3 + 3 + 3 + 1 + 6
+  options.block_size = 8;
+  options.deflation_check = false;
+  const ModalResult result = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  EXPECT_EQ(result.method, "block");
+  const auto expected = cube_laplacian_eigenvalues(side, 17);
+  const std::vector<double> found(result.eigenvalues.data(),
+                                  result.eigenvalues.data() + result.eigenvalues.size());
+  EXPECT_EQ(cluster_sizes(found, 1e-9), (std::vector<int>{1, 3, 3, 3, 1, 6}));
+  for (int j = 0; j < options.n_modes; ++j) {
+    EXPECT_NEAR(result.eigenvalues[j], expected[j], 1e-10 * expected[j]) << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(cube.mass, result.vectors), orthonormality_tolerance);
+  EXPECT_EQ(result.recovered_modes, 0);
+}
+
+TEST(ModalSolver, BlockSmallerThanTheMultiplicityIsCompletedByTheCheck) {
+  // Blocks of 2 against 6-fold eigenvalues: the block method alone may miss copies; the
+  // repeated-eigenvalue pass (run because a cluster as large as the block was found) and the
+  // Sturm count must end with the exact multiplicities.
+  const std::int64_t side = 14;
+  const Chain cube = cube_laplacian(side);
+  ModalOptions options;
+  options.n_modes = 17;  // 1 + 3 + 3 + 3 + 1 + 6
+  options.block_size = 2;
+  const ModalResult result = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  const auto expected = cube_laplacian_eigenvalues(side, 17);
+  for (int j = 0; j < options.n_modes; ++j) {
+    EXPECT_NEAR(result.eigenvalues[j], expected[j], 1e-10 * expected[j]) << "mode " << j;
+  }
+  const auto count = check_completeness(cube.stiffness, cube.mass, result.eigenvalues.data(),
+                                        result.eigenvalues.size(), &result.ordering);
+  EXPECT_EQ(count.below, 11);  // just below the 6-fold top cluster
+}
+
+TEST(ModalSolver, BlockAndSingleVectorLanczosAgree) {
+  const SparseMatrix stiffness = random_spd(500, 8, 0.05, 11);
+  const SparseMatrix mass = random_spd(500, 4, 5.0, 12);
+  ModalOptions options;
+  options.n_modes = 20;
+  const ModalResult block = solve_lowest_modes(stiffness, mass, options);
+  options.method = EigenMethod::lanczos;
+  const ModalResult single = solve_lowest_modes(stiffness, mass, options);
+  EXPECT_EQ(block.method, "block");
+  EXPECT_EQ(single.method, "lanczos");
+  EXPECT_GT(block.solves, 0);
+  for (int j = 0; j < options.n_modes; ++j) {
+    EXPECT_NEAR(block.eigenvalues[j], single.eigenvalues[j], 1e-10 * single.eigenvalues[j])
+        << "mode " << j;
+  }
+}
+
+TEST(ModalSolver, FreeFreeSolidHasSixRigidBodyModesSpanningTheRigidMotions) {
+  const model::Model model = model::read_inp(test::data_path("ccx/free_free_c3d20.inp"));
+  const model::DofMap dofs = model::build_dof_map(model);
+  const model::SystemMatrices system = model::assemble(model, dofs);
+  ModalOptions options;
+  options.n_modes = 10;
+  const ModalResult result = solve_lowest_modes(system.stiffness, system.mass, options);
+  const double first_elastic = result.eigenvalues[6];
+  ASSERT_GT(first_elastic, 0.0);
+  int rigid = 0;
+  for (int j = 0; j < options.n_modes; ++j) rigid += std::abs(result.eigenvalues[j]) < 1e-6 * first_elastic;
+  EXPECT_EQ(rigid, 6);
+  // Each rigid motion (3 translations, 3 rotations about the origin) lies in the span of the
+  // six rigid modes: its M-orthogonal remainder after projection is round-off.
+  const Eigen::MatrixXd phi = result.vectors.leftCols(6);
+  const Eigen::MatrixXd m_phi = system.mass.selfadjointView<Eigen::Lower>() * phi;
+  for (int motion = 0; motion < 6; ++motion) {
+    Eigen::VectorXd u = Eigen::VectorXd::Zero(dofs.n_equations);
+    for (std::size_t node = 0; node < model.n_nodes(); ++node) {
+      const auto& x = model.coordinates[node];
+      const double displacement[6][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1},
+                                         {0, -x[2], x[1]}, {x[2], 0, -x[0]}, {-x[1], x[0], 0}};
+      for (int d = 0; d < 3; ++d) {
+        const auto equation = dofs.equation[3 * node + d];
+        if (equation >= 0) u[equation] = displacement[motion][d];
+      }
+    }
+    const Eigen::VectorXd remainder = u - phi * (m_phi.transpose() * u);
+    const Eigen::VectorXd m_remainder = system.mass.selfadjointView<Eigen::Lower>() * remainder;
+    const Eigen::VectorXd m_u = system.mass.selfadjointView<Eigen::Lower>() * u;
+    EXPECT_LE(std::sqrt(std::abs(remainder.dot(m_remainder)) / u.dot(m_u)), 1e-6)
+        << "rigid motion " << motion;
+  }
+  // The Sturm count at the top sees the 6 rigid modes too.
+  const auto count = check_completeness(system.stiffness, system.mass, result.eigenvalues.data(),
+                                        result.eigenvalues.size(), &result.ordering);
+  EXPECT_EQ(count.below, options.n_modes - 1);
+}
+
+TEST(ModalSolver, ModesBelowABoundSpanSeveralShiftsAndMatchOneShift) {
+  // Every eigenvalue of the cube Laplacian below 1.2 (48 of them, clusters up to 9-fold) in
+  // slices of at most 15 modes: several shifts, each slice certified by the Sturm counts at its
+  // ends.
+  const std::int64_t side = 14;
+  const Chain cube = cube_laplacian(side);
+  const double upper = 1.2;
+  std::vector<double> expected;
+  for (const double value : cube_laplacian_eigenvalues(side, 1728)) {
+    if (value < upper) expected.push_back(value);
+  }
+  ASSERT_EQ(expected.size(), 48u);
+  ModalOptions options;
+  options.upper = upper;
+  options.slice_modes = 15;
+  const ModalResult sliced = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  EXPECT_GE(sliced.slices, 3);
+  ASSERT_EQ(sliced.eigenvalues.size(), static_cast<Eigen::Index>(expected.size()));
+  ASSERT_FALSE(sliced.certified.empty());
+  EXPECT_EQ(sliced.certified.back().below, static_cast<std::int64_t>(expected.size()));
+  for (std::size_t j = 1; j < sliced.certified.size(); ++j) {
+    EXPECT_GT(sliced.certified[j].sigma, sliced.certified[j - 1].sigma);
+    EXPECT_GE(sliced.certified[j].below, sliced.certified[j - 1].below);
+  }
+  for (std::size_t j = 0; j < expected.size(); ++j) {
+    EXPECT_NEAR(sliced.eigenvalues[static_cast<Eigen::Index>(j)], expected[j], 1e-10 * expected[j])
+        << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(cube.mass, sliced.vectors), orthonormality_tolerance);
+  EXPECT_LE(sliced.residuals.maxCoeff(), residual_tolerance);
+
+  options.slice_modes = 0;  // one shift
+  const ModalResult single = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  EXPECT_EQ(single.slices, 1);
+  ASSERT_EQ(single.eigenvalues.size(), sliced.eigenvalues.size());
+  for (Eigen::Index j = 0; j < single.eigenvalues.size(); ++j) {
+    EXPECT_NEAR(single.eigenvalues[j], sliced.eigenvalues[j], 1e-10 * single.eigenvalues[j]);
+  }
+}
+
+TEST(ModalSolver, LowestModesRequestLargerThanASliceIsSliced) {
+  const std::int64_t side = 12;
+  const Chain cube = cube_laplacian(side);
+  ModalOptions options;
+  options.n_modes = 45;
+  options.slice_modes = 12;
+  const ModalResult result = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  EXPECT_GE(result.slices, 3);
+  ASSERT_EQ(result.eigenvalues.size(), 45);
+  const auto expected = cube_laplacian_eigenvalues(side, 45);
+  for (int j = 0; j < 45; ++j) {
+    EXPECT_NEAR(result.eigenvalues[j], expected[j], 1e-10 * expected[j]) << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(cube.mass, result.vectors), orthonormality_tolerance);
+  ASSERT_FALSE(result.certified.empty());
+  EXPECT_GE(result.certified.back().below, 45);
+}
+
+TEST(ModalSolver, ABoundBelowEveryModeIsInputError) {
+  const Chain chain = free_free_chain(50, 1.0, 1.0);
+  ModalOptions options;
+  options.upper = -1.0;  // below the rigid-body mode at 0
+  EXPECT_THROW(solve_lowest_modes(chain.stiffness, chain.mass, options), InputError);
+}
+
+TEST(ModalSolver, InjectedWrongAnswerFromTheBlockSolverFailsTheCompletenessCheck) {
+  const Chain cube = cube_laplacian(10);
+  ModalOptions options;
+  options.n_modes = 12;
+  const ModalResult result = solve_lowest_modes(cube.stiffness, cube.mass, options);
+  std::vector<double> values(result.eigenvalues.data(),
+                             result.eigenvalues.data() + result.eigenvalues.size());
+  EXPECT_NO_THROW(check_completeness(cube.stiffness, cube.mass, values.data(),
+                                     static_cast<std::int64_t>(values.size()), &result.ordering));
+  // Drop the lowest (simple) eigenvalue and claim a copy of the top one instead.
+  std::vector<double> wrong(values.begin() + 1, values.end());
+  wrong.push_back(values.back());
+  EXPECT_THROW(check_completeness(cube.stiffness, cube.mass, wrong.data(),
+                                  static_cast<std::int64_t>(wrong.size()), &result.ordering),
+               NumericalError);
 }
 
 // 3-D Laplacian on a 47^3 grid: 103823 unknowns, nnz(L) about 3e7.

@@ -23,8 +23,23 @@ enum class EigenMethod {
   lanczos,
 };
 
+/// One end of a certified slice of the spectrum: exactly `below` eigenvalues lie below `sigma`
+/// (the inertia of an LDL^T factorisation of K - sigma M), and all of them were found.
+struct SliceBound {
+  double sigma = 0.0;       ///< (rad/s)^2
+  std::int64_t below = 0;
+};
+
 struct ModalOptions {
   int n_modes = 10;
+  /// When finite: every mode with lambda < upper ((rad/s)^2) instead of the lowest n_modes
+  /// (block method only). The Sturm count at `upper` tells how many there are up front.
+  double upper = std::numeric_limits<double>::infinity();
+  /// Spectrum slicing (block method): at most this many modes per shift; a request for more
+  /// (n_modes, or the count below `upper`) is cut into slices, each solved around its own shift
+  /// (LDL^T of K - sigma_i M) and certified by the Sturm counts at its ends. 0 = automatic
+  /// (default_slice_modes).
+  int slice_modes = 0;
   EigenMethod method = EigenMethod::block;
   /// Vectors per block of the block method; 0 = automatic (see default_block_size).
   int block_size = 0;
@@ -67,7 +82,15 @@ struct ModalResult {
   /// The fill-reducing order of the factor [n] (pivot k is equation ordering[k]); empty for the
   /// dense path. The Sturm count reuses it (same sparsity pattern).
   std::vector<std::int64_t> ordering;
+  /// Slice ends whose Sturm counts certified the result (ascending; empty when the result still
+  /// needs a completeness check). Every eigenvalue below the last one was found; the result
+  /// holds all of them (`upper` requests) or the lowest n_modes of them.
+  std::vector<SliceBound> certified;
+  int slices = 1;  ///< shifts used (spectrum slicing)
 };
+
+/// Modes per slice when ModalOptions::slice_modes is 0.
+int default_slice_modes(std::int64_t n_equations);
 
 /// The block size the block method uses when ModalOptions::block_size is 0.
 int default_block_size(std::int64_t n_equations, int n_modes);
