@@ -58,11 +58,12 @@ double max_principal(const double* s) {
 
 /// The fatigue equivalent of the job: von Mises, von Mises with the sign of the hydrostatic
 /// stress (tension positive), or the largest principal stress.
-double equivalent(const double* s, const std::string& kind) {
-  if (kind == "von-mises") return von_mises(s);
-  if (kind == "max-principal") return max_principal(s);
-  const double trace = s[0] + s[1] + s[2];
-  return trace < 0.0 ? -von_mises(s) : von_mises(s);
+enum class Equivalent { von_mises, signed_von_mises, max_principal };
+
+Equivalent equivalent_of(const std::string& name) {
+  if (name == "von-mises") return Equivalent::von_mises;
+  if (name == "max-principal") return Equivalent::max_principal;
+  return Equivalent::signed_von_mises;
 }
 
 /// E[vm(s)^2] = tr(V S) for the second-moment matrix S = E[s s^T] of a stress (6 x 6).
@@ -228,6 +229,7 @@ TrueStress true_stress(const io::ModesData& modes, const io::TruthReader& truth,
   const std::int64_t n = truth.n_samples();
   const std::int64_t block = 16384;
   std::vector<double> eq;
+  const Equivalent kind = equivalent_of(fatigue.equivalent);
   for (std::int64_t first = 0; first < n; first += block) {
     const std::int64_t rows = std::min(block, n - first);
     const std::vector<double> q = truth.modal_coordinates(first, rows);
@@ -240,10 +242,16 @@ TrueStress true_stress(const io::ModesData& modes, const io::TruthReader& truth,
       for (std::int64_t r = lo; r < hi; ++r) {
         const double* row = s.data() + r * static_cast<std::int64_t>(p * 6);
         for (std::size_t j = 0; j < p; ++j) {
-          const double vm = von_mises(row + 6 * j);
+          const double* stress = row + 6 * j;
+          const double vm = von_mises(stress);
           out.von_mises_max[j] = std::max(out.von_mises_max[j], vm);
-          eq[static_cast<std::size_t>(r - lo) * p + j] =
-              fatigue.equivalent == "von-mises" ? vm : equivalent(row + 6 * j, fatigue.equivalent);
+          double e = vm;
+          if (kind == Equivalent::signed_von_mises) {
+            if (stress[0] + stress[1] + stress[2] < 0.0) e = -vm;
+          } else if (kind == Equivalent::max_principal) {
+            e = max_principal(stress);
+          }
+          eq[static_cast<std::size_t>(r - lo) * p + j] = e;
         }
       }
       if (p > 0) counter.process(eq.data(), hi - lo, sink);
@@ -457,11 +465,11 @@ ReportSummary write_report(const ReportRequest& request) {
   }
   for (const auto w : worst) summary.worst_nodes.push_back(modes.node_ids[w]);
 
-  // Scatter nodes: the worst, then up to 200 of the results' nodes evenly spaced.
+  // Scatter nodes: the worst, then about 100 of the results' nodes evenly spaced.
   std::vector<std::size_t> scatter_results = worst_in_results;
   if (results.present) {
     const std::size_t n = results.node_ids.size();
-    const std::size_t stride = std::max<std::size_t>(1, n / 200);
+    const std::size_t stride = std::max<std::size_t>(1, n / 100);
     for (std::size_t r = 0; r < n; r += stride) {
       if (std::find(scatter_results.begin(), scatter_results.end(), r) == scatter_results.end()) {
         scatter_results.push_back(r);
