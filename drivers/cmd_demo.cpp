@@ -93,7 +93,7 @@ void register_demo(CLI::App& app, CommonOptions& common) {
     options.allow_unavailable = true;  // the demo finishes and says what this build lacks
     const jobs::RunSummary summary = jobs::run_job(job, options, comm);
     if (!comm.is_root()) return;
-    fmt::print(stderr, "\n{}", jobs::summary_table(summary));
+    if (!common.quiet) fmt::print(stderr, "\n{}", jobs::summary_table(summary));
     for (const auto& stage : summary.stages) {
       if (stage.status == "not available") {
         fmt::print(stderr, "note: the {} stage is not available in this build: {}\n", stage.name,

@@ -54,7 +54,7 @@ void register_run(CLI::App& app, CommonOptions& common) {
     options.dry_run = args->dry_run;
     const jobs::RunSummary summary = jobs::run_job(job, options, comm);
     if (!comm.is_root()) return;
-    fmt::print(stderr, "\n{}", jobs::summary_table(summary));
+    if (!common.quiet) fmt::print(stderr, "\n{}", jobs::summary_table(summary));
     if (!summary.report_path.empty() && !args->dry_run) {
       fmt::print(stderr, "report: {}\n", summary.report_path);
     }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <ctime>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
@@ -633,6 +634,42 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
 
 std::string status_word(const StageRecord& r) { return r.status; }
 
+std::string now_utc_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+/// What a stage's run was, as stamped into its outputs ("k=v;k=v"; values without ';').
+std::string encode_record(const StageRecord& r) {
+  std::string backend = r.backend;
+  std::replace(backend.begin(), backend.end(), ';', ',');
+  return fmt::format("seconds={:.3f};peak_memory_bytes={};backend={};finished_at={}", r.seconds,
+                     r.peak_memory_bytes, backend, r.ran_at);
+}
+
+/// Fills seconds, peak memory, backend and ran_at of `r` from an encoded record (what is
+/// missing or malformed stays as it is).
+void decode_record(const std::string& text, StageRecord& r) {
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ';')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    try {
+      if (key == "seconds") r.seconds = std::stod(value);
+      if (key == "peak_memory_bytes") r.peak_memory_bytes = std::stoll(value);
+    } catch (const std::exception&) {
+    }
+    if (key == "backend") r.backend = value;
+    if (key == "finished_at") r.ran_at = value;
+  }
+}
+
 }  // namespace
 
 void check_rank_layout(const cluster::Communicator& comm) {
@@ -737,8 +774,14 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
     if (decision == "skip") {
       record.status = "skipped";
       record.detail = "unchanged";
-      spdlog::info("{}: up to date (inputs and settings unchanged), skipped", label);
-      for (const auto& f : stage.expected()) record.outputs.push_back(f);
+      if (comm.is_root()) {
+        for (const auto& f : stage.expected()) record.outputs.push_back(f);
+        if (!record.outputs.empty()) {
+          decode_record(detail::read_record((out / record.outputs.front()).string()), record);
+        }
+      }
+      spdlog::info("{}: up to date (inputs and settings unchanged{}), skipped", label,
+                   record.ran_at.empty() ? "" : " since " + record.ran_at);
       summary.stages.push_back(std::move(record));
       continue;
     }
@@ -777,18 +820,23 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       summary.stages.push_back(std::move(record));
       continue;
     }
+    record.seconds = seconds_since(stage_start);
+    record.peak_memory_bytes = peak_memory_bytes();
+    record.backend = outcome.backend;
+    record.ran_at = now_utc_iso();
     on_root(comm, [&] {
       maybe_fault(stage.name);
+      const std::string run_record = encode_record(record);
       for (const auto& file : outcome.outputs) {
         const fs::path path = staging / file;
         if (fs::is_directory(path)) {
           for (const auto& entry : fs::recursive_directory_iterator(path)) {
             if (entry.is_regular_file() && detail::stamped(entry.path().string())) {
-              detail::stamp(entry.path().string(), stage.name, record.key);
+              detail::stamp(entry.path().string(), stage.name, record.key, run_record);
             }
           }
         } else {
-          detail::stamp(path.string(), stage.name, record.key);
+          detail::stamp(path.string(), stage.name, record.key, run_record);
         }
       }
       for (const auto& owned : stage.owned) remove_entry(out / owned);
@@ -796,8 +844,6 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       remove_entry(staging);
     });
     record.status = decision == "resume" ? "resumed" : "ran";
-    record.seconds = seconds_since(stage_start);
-    record.peak_memory_bytes = peak_memory_bytes();
     if (!peak_reset && comm.is_root()) record.detail += "";
     record.backend = outcome.backend;
     record.json = outcome.json;
@@ -843,6 +889,7 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
   summary.seconds = seconds_since(start);
   summary.peak_memory_bytes = 0;
   for (const auto& s : summary.stages) {
+    if (s.status != "ran" && s.status != "resumed") continue;  // this run's stages only
     summary.peak_memory_bytes = std::max(summary.peak_memory_bytes, s.peak_memory_bytes);
   }
   if (summary.peak_memory_bytes == 0) summary.peak_memory_bytes = peak_memory_bytes();
@@ -856,10 +903,17 @@ std::string summary_table(const RunSummary& s) {
     std::string what = r.backend;
     if (!r.detail.empty()) what += (what.empty() ? "" : "; ") + r.detail;
     const bool ran = r.status == "ran" || r.status == "resumed";
-    text += fmt::format("{:<15} {:<14} {:>9} {:>10}  {}\n", r.name, status_word(r),
-                        ran || r.status == "not available" ? fmt::format("{:.1f} s", r.seconds)
-                                                           : "-",
-                        ran ? mib(r.peak_memory_bytes) : "-", what);
+    // A skipped stage shows, in parentheses, what its run took when it wrote the outputs.
+    const bool recorded = r.status == "skipped" && !r.ran_at.empty();
+    std::string time = "-", memory = "-";
+    if (ran || r.status == "not available") time = fmt::format("{:.1f} s", r.seconds);
+    if (ran) memory = mib(r.peak_memory_bytes);
+    if (recorded) {
+      time = fmt::format("({:.1f} s)", r.seconds);
+      memory = fmt::format("({})", mib(r.peak_memory_bytes));
+    }
+    text += fmt::format("{:<15} {:<14} {:>9} {:>10}  {}\n", r.name, status_word(r), time, memory,
+                        what);
   }
   text += fmt::format("total {:.1f} s, peak memory {}, {} rank(s); results in {}\n", s.seconds,
                       mib(s.peak_memory_bytes), s.ranks, s.output_dir);
@@ -873,9 +927,10 @@ std::string to_json(const RunSummary& s) {
     for (const auto& o : r.outputs) outputs.push_back(fmt::format("\"{}\"", json_escape(o)));
     stages.push_back(fmt::format(
         R"({{"name":"{}","status":"{}","detail":"{}","backend":"{}","key":"{}","seconds":{:.3f},)"
-        R"("peak_memory_bytes":{},"outputs":[{}],"summary":{}}})",
+        R"("peak_memory_bytes":{},"ran_at":"{}","outputs":[{}],"summary":{}}})",
         r.name, r.status, json_escape(r.detail), json_escape(r.backend), r.key, r.seconds,
-        r.peak_memory_bytes, fmt::join(outputs, ","), r.json.empty() ? "null" : r.json));
+        r.peak_memory_bytes, json_escape(r.ran_at), fmt::join(outputs, ","),
+        r.json.empty() ? "null" : r.json));
   }
   return fmt::format(
       R"({{"command":"run","job":"{}","output_dir":"{}","report":"{}","ranks":{},)"

@@ -655,16 +655,21 @@ ReportSummary write_report(const ReportRequest& request) {
   bool unavailable = false;
   for (const auto& s : request.stages) {
     const bool ran = s.status == "ran" || s.status == "resumed";
+    const bool recorded = s.status == "skipped" && !s.ran_at.empty();
     unavailable = unavailable || s.status == "not available";
+    const std::string time = fmt::format("{:.1f} s", s.seconds);
+    const std::string memory =
+        fmt::format("{:.0f} MiB", static_cast<double>(s.peak_memory_bytes) / 1048576.0);
     page += fmt::format(
         "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td class=l>{}</td>"
         "<td class=l>{}</td></tr>\n",
-        html(s.name), html(s.status), ran ? fmt::format("{:.1f} s", s.seconds) : "-",
-        ran ? fmt::format("{:.0f} MiB", static_cast<double>(s.peak_memory_bytes) / 1048576.0)
-            : "-",
-        html(s.backend), html(s.detail));
+        html(s.name), html(s.status),
+        ran ? time : recorded ? "(" + time + ")" : "-",
+        ran ? memory : recorded ? "(" + memory + ")" : "-", html(s.backend),
+        html(recorded ? s.detail + " since " + s.ran_at : s.detail));
   }
-  page += "</table>\n";
+  page += "</table>\n<p>Times in parentheses: stages skipped in this run because nothing they "
+          "depend on changed; what their run took when it wrote the outputs.</p>\n";
   if (unavailable) {
     page += "<p class=note>A stage was not available in this build (see the table); the "
             "parts of the report that need its outputs are left out.</p>\n";

@@ -62,13 +62,15 @@ bool stamped(const std::string& path) {
   return extension(path) == ".h5" || !comment_syntax(path).first.empty();
 }
 
-void stamp(const std::string& path, const std::string& stage, const std::string& key) {
+void stamp(const std::string& path, const std::string& stage, const std::string& key,
+           const std::string& record) {
   if (extension(path) == ".h5") {
     const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0) throw IoError(fmt::format("{}: cannot open to record the stage key", path));
     try {
       set_string_attribute(file, stage_key_attribute, key, path);
       set_string_attribute(file, "job_stage", stage, path);
+      set_string_attribute(file, "job_stage_record", record, path);
     } catch (...) {
       H5Fclose(file);
       throw;
@@ -80,40 +82,72 @@ void stamp(const std::string& path, const std::string& stage, const std::string&
   if (open.empty()) return;
   std::ofstream out(path, std::ios::app | std::ios::binary);
   out << open << "vsense job stage " << stage << ", " << stage_key_attribute << " = " << key
-      << close << "\n";
+      << ", job_stage_record = " << record << close << "\n";
   out.close();
   if (!out) throw IoError(fmt::format("{}: cannot append the stage key", path));
+}
+
+namespace {
+
+/// An HDF5 string attribute of the root, "" when missing or unreadable (errors not printed).
+std::string root_attribute(const std::string& path, const char* name) {
+  H5E_auto2_t handler = nullptr;
+  void* data = nullptr;
+  H5Eget_auto2(H5E_DEFAULT, &handler, &data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  std::string value;
+  try {
+    const io::hdf5::File file(path, io::hdf5::File::Mode::read);
+    if (file.has_attribute("/", name)) value = file.string_attribute("/", name);
+  } catch (const std::exception&) {
+    value.clear();
+  }
+  H5Eset_auto2(H5E_DEFAULT, handler, data);
+  return value;
+}
+
+/// The last 1 KiB of a file.
+std::string tail_of(const std::string& path) {
+  std::error_code ec;
+  const auto size = static_cast<std::streamoff>(fs::file_size(path, ec));
+  if (ec) return "";
+  std::ifstream in(path, std::ios::binary);
+  const std::streamoff tail = std::min<std::streamoff>(size, 1024);
+  in.seekg(size - tail);
+  std::string text(static_cast<std::size_t>(tail), '\0');
+  in.read(text.data(), tail);
+  return text;
+}
+
+}  // namespace
+
+std::string read_record(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  if (extension(path) == ".h5") return root_attribute(path, "job_stage_record");
+  const auto [open, close] = comment_syntax(path);
+  if (open.empty()) return "";
+  const std::string text = tail_of(path);
+  const std::string marker = "job_stage_record = ";
+  const auto at = text.rfind(marker);
+  if (at == std::string::npos) return "";
+  auto end = text.find('\n', at);
+  if (end == std::string::npos) end = text.size();
+  std::string record = text.substr(at + marker.size(), end - at - marker.size());
+  if (!close.empty() && record.size() >= close.size() &&
+      record.compare(record.size() - close.size(), close.size(), close) == 0) {
+    record.resize(record.size() - close.size());
+  }
+  return record;
 }
 
 std::string read_stamp(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return "";
-  if (extension(path) == ".h5") {
-    // A damaged or foreign file simply has no key: the stage runs again and replaces it.
-    H5E_auto2_t handler = nullptr;
-    void* data = nullptr;
-    H5Eget_auto2(H5E_DEFAULT, &handler, &data);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    std::string key;
-    try {
-      const io::hdf5::File file(path, io::hdf5::File::Mode::read);
-      if (file.has_attribute("/", stage_key_attribute)) {
-        key = file.string_attribute("/", stage_key_attribute);
-      }
-    } catch (const std::exception&) {
-      key.clear();
-    }
-    H5Eset_auto2(H5E_DEFAULT, handler, data);
-    return key;
-  }
+  // A damaged or foreign file simply has no key: the stage runs again and replaces it.
+  if (extension(path) == ".h5") return root_attribute(path, stage_key_attribute);
   if (comment_syntax(path).first.empty()) return "";
-  std::ifstream in(path, std::ios::binary);
-  const auto size = static_cast<std::streamoff>(fs::file_size(path, ec));
-  if (ec) return "";
-  const std::streamoff tail = std::min<std::streamoff>(size, 512);
-  in.seekg(size - tail);
-  std::string text(static_cast<std::size_t>(tail), '\0');
-  in.read(text.data(), tail);
+  const std::string text = tail_of(path);
   const std::string marker = std::string(stage_key_attribute) + " = ";
   const auto at = text.rfind(marker);
   if (at == std::string::npos || at + marker.size() + 64 > text.size()) return "";

@@ -47,8 +47,11 @@ struct StageRecord {
   std::string detail;    ///< why (skipped: unchanged; not available: the error), what ran
   std::string backend;   ///< what the stage ran on ("" for stages without numerics)
   std::string key;       ///< the stage's key (job_stage_sha256)
+  /// Wall time and peak memory (rank 0) of the stage's run; for a skipped stage those of the
+  /// run that wrote its outputs (recorded in them), with `ran_at` saying when that was.
   double seconds = 0.0;
-  long long peak_memory_bytes = 0;  ///< of rank 0 while the stage ran (process peak if unknown)
+  long long peak_memory_bytes = 0;
+  std::string ran_at;    ///< UTC time the stage finished (ISO 8601)
   std::vector<std::string> outputs;  ///< relative to the output directory
   std::string json;      ///< the stage's own summary (one JSON object), when it ran
 };
