@@ -123,7 +123,20 @@ void validate_request(const ReconstructRequest& r) {
   if (r.block_samples < 0) throw InputError("--fft-size must be >= 0");
 }
 
-Prepared prepare(const ReconstructRequest& request) {
+/// The executor of this rank: `--backend auto` takes a CUDA device when one works (rank r uses
+/// device r mod count) unless histories are asked for (a CPU feature), else the CPU.
+std::shared_ptr<const Executor> choose_executor(const ReconstructRequest& request, int rank) {
+  if (request.backend == "cpu") return std::make_shared<CpuExecutor>();
+  const int devices = CudaExecutor::device_count();
+  if (request.backend == "auto") {
+    if (devices == 0 || request.history) return std::make_shared<CpuExecutor>();
+    return CudaExecutor::create(rank % devices);
+  }
+  if (request.backend == "cuda" && devices > 0) return CudaExecutor::create(rank % devices);
+  return make_executor(request.backend);  // cuda:N, or the NotCompiled / DeviceUnavailable error
+}
+
+Prepared prepare(const ReconstructRequest& request, int rank) {
   validate_request(request);
   Prepared out;
   io::ModesReader modes(request.modes_path);
@@ -281,7 +294,12 @@ Prepared prepare(const ReconstructRequest& request) {
   setup.fft_size = static_cast<std::size_t>(request.block_samples);
   setup.equivalent = out.equivalent;
   setup.history = request.history;
+  if (request.history && request.backend.rfind("cuda", 0) == 0) {
+    throw InputError("--history is written by the CPU backend: use --backend cpu or auto");
+  }
+  setup.executor = choose_executor(request, rank);
   out.pipeline = std::make_unique<rc::Pipeline>(std::move(setup), out.sample_rate_hz);
+  out.backend = out.pipeline->backend();
 
   if (!request.sn_curve_path.empty()) {
     out.curve = solvers::load_sn_curve(request.sn_curve_path, stress_unit_of(out.units));
@@ -550,17 +568,13 @@ ReconstructSummary run_reconstruct(const ReconstructRequest& request,
                                    const cluster::Communicator& comm) {
   const auto start = Clock::now();
   Prepared prepared;
-  cluster::collectively(comm, [&] { prepared = prepare(request); });
+  cluster::collectively(comm, [&] { prepared = prepare(request, comm.rank()); });
   rc::Pipeline& pipeline = *prepared.pipeline;
   const std::size_t p = prepared.output_nodes.size();
   const std::size_t n_blocks = prepared.blocks.size();
 
-  // Backend. The CPU path is the reference; the CUDA path is chosen by auto when a device works.
-  std::string backend_used = "cpu";
-  if (request.backend.rfind("cuda", 0) == 0) {
-    throw NotCompiled("--backend cuda: the CUDA reconstruction path is not part of this build "
-                      "yet; use --backend cpu (auto falls back to it)");
-  }
+  // The CPU path is the reference; auto takes the CUDA path when a device works.
+  const std::string backend_used = prepared.backend;
   if (comm.is_root()) {
     const auto& integ = pipeline.integrator();
     spdlog::info("reconstruct: {} channels, {} modes, {} output nodes, {} samples at {} Hz in {} "
@@ -568,7 +582,11 @@ ReconstructSummary run_reconstruct(const ReconstructRequest& request,
                  prepared.n_channels, prepared.n_modes, p, prepared.n_samples,
                  prepared.sample_rate_hz, prepared.archive->n_segments(),
                  prepared.archive->n_segments() == 1 ? "" : "s", n_blocks,
-                 pipeline.block_samples(), comm.size(), comm.size() == 1 ? "" : "s", backend_used);
+                 pipeline.block_samples(), comm.size(), comm.size() == 1 ? "" : "s",
+                 backend_used + (request.backend == "auto" && backend_used == "cpu"
+                                     ? (request.history ? " (auto: histories are a CPU feature)"
+                                                        : " (auto: no usable CUDA device)")
+                                     : ""));
     spdlog::info("reconstruct: band {:.4g}..{:.4g} Hz (integration filter +-{:.3g} s), statistics "
                  "exclude {:.3g} s at each end of a segment and around unobservable stretches",
                  integ.low_hz(), integ.high_hz(),

@@ -70,7 +70,8 @@ Pipeline::Pipeline(PipelineSetup setup, double sample_rate_hz)
   settle_ = setup_.settle_samples >= 0 ? setup_.settle_samples
                                        : static_cast<std::int64_t>(integrator_->half_length());
   stress_ = std::make_unique<StressFatigue>(setup_.modal_stress, setup_.modal_shapes,
-                                            setup_.n_nodes, setup_.n_modes, setup_.equivalent);
+                                            setup_.n_nodes, setup_.n_modes, setup_.equivalent,
+                                            setup_.executor);
   // The pipeline keeps its own copies; the setup's big arrays are no longer needed.
   setup_.modal_stress.clear();
   setup_.modal_stress.shrink_to_fit();

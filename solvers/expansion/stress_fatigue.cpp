@@ -10,6 +10,7 @@
 #include "../../kernels/common/von_mises.hpp"
 #include "../common/single_threaded_blas.hpp"
 #include "vsense/kernels/errors.hpp"
+#include "vsense/kernels/stress_recovery.hpp"
 #include "vsense/solvers/reconstruction.hpp"
 
 namespace vsense::solvers::reconstruction {
@@ -235,13 +236,26 @@ bool FatigueState::operator==(const FatigueState& other) const {
 
 // ---- stress recovery ----------------------------------------------------------------------
 
+class DeviceRecovery {
+public:
+  std::unique_ptr<kernels::StressRecoveryDevice> device;
+};
+
+StressFatigue::~StressFatigue() = default;
+
+std::string StressFatigue::backend() const {
+  return device_ ? executor_->description() : std::string("cpu");
+}
+
 StressFatigue::StressFatigue(std::vector<double> modal_stress, std::vector<double> modal_shapes,
-                             std::size_t n_nodes, std::size_t n_modes, EquivalentStress kind)
+                             std::size_t n_nodes, std::size_t n_modes, EquivalentStress kind,
+                             std::shared_ptr<const Executor> executor)
     : stress_(std::move(modal_stress)),
       shapes_(std::move(modal_shapes)),
       n_nodes_(n_nodes),
       n_modes_(n_modes),
-      kind_(kind) {
+      kind_(kind),
+      executor_(std::move(executor)) {
   if (stress_.size() != n_nodes * 6 * n_modes) {
     throw InputError(fmt::format("stress recovery: {} modal stress values, expected {} nodes x 6 "
                                  "x {} modes",
@@ -250,6 +264,82 @@ StressFatigue::StressFatigue(std::vector<double> modal_stress, std::vector<doubl
   if (!shapes_.empty() && shapes_.size() != n_nodes * 3 * n_modes) {
     throw InputError("stress recovery: modal shapes of the wrong size");
   }
+  if (executor_ && executor_->backend() == Backend::cuda) {
+    if (!shapes_.empty()) {
+      throw InputError("histories (--history) are written by the CPU backend: use --backend cpu");
+    }
+    device_ = std::make_unique<DeviceRecovery>();
+    device_->device = kernels::cuda::make_stress_recovery(
+        static_cast<const CudaExecutor&>(*executor_), stress_.data(), n_nodes_, n_modes_,
+        static_cast<int>(kind_));
+    stress_.clear();  // the device holds them
+    stress_.shrink_to_fit();
+  }
+}
+
+void StressFatigue::process_device(const double* q, std::size_t n, std::int64_t first,
+                                   const std::uint8_t* counted, FatigueState& state) {
+  const std::size_t p = n_nodes_, m = n_modes_;
+  std::vector<double> rows;
+  std::vector<std::int64_t> samples;
+  for (std::size_t r = 0; r < n; ++r) {
+    if (!counted[r]) continue;
+    rows.insert(rows.end(), q + r * m, q + (r + 1) * m);
+    samples.push_back(first + static_cast<std::int64_t>(r));
+  }
+  if (samples.empty()) return;
+  auto& vm_max = state.von_mises_max();
+  auto& vm_sample = state.von_mises_max_sample();
+  const bool fatigue = state.has_fatigue();
+  // The host's state onto the device ...
+  std::vector<kernels::RecoveryNodeState> nodes(p);
+  for (std::size_t j = 0; j < p; ++j) {
+    nodes[j].vm_max = vm_max[j];
+    nodes[j].vm_sample = vm_sample[j];
+    if (fatigue) {
+      const auto& counter = state.counters()[j / kTileNodes];
+      const auto channel = counter.channel_state(static_cast<std::int64_t>(j % kTileNodes));
+      nodes[j].last = channel.last;
+      nodes[j].direction = channel.direction;
+      nodes[j].started = counter.n_samples() > 0 ? 1 : 0;
+    }
+  }
+  device_->device->set_state(nodes);
+  // ... the turning points into the host's counters, run by run ...
+  const std::size_t tiles = state.n_tiles();
+  device_->device->process(
+      rows.data(), samples.size(), samples.data(),
+      [&](const std::int64_t* offsets, const double* values) {
+        if (!fatigue) return;
+#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1)
+        for (std::ptrdiff_t ti = 0; ti < static_cast<std::ptrdiff_t>(tiles); ++ti) {
+          const auto t = static_cast<std::size_t>(ti);
+          OffsetSink sink(*state.damage(), static_cast<std::int64_t>(t * kTileNodes));
+          auto& counter = state.counters()[t];
+          for (std::size_t k = 0; k < tile_width(p, t); ++k) {
+            const std::size_t j = t * kTileNodes + k;
+            counter.push_turning_points(
+                static_cast<std::int64_t>(k),
+                std::span<const double>(values + offsets[j],
+                                        static_cast<std::size_t>(offsets[j + 1] - offsets[j])),
+                sink);
+          }
+        }
+      });
+  // ... and the device's state back.
+  nodes = device_->device->state();
+  for (std::size_t j = 0; j < p; ++j) {
+    vm_max[j] = nodes[j].vm_max;
+    vm_sample[j] = nodes[j].vm_sample;
+    if (fatigue) {
+      state.counters()[j / kTileNodes].set_channel_state(static_cast<std::int64_t>(j % kTileNodes),
+                                                         nodes[j].last, nodes[j].direction);
+    }
+  }
+  if (fatigue) {
+    for (auto& counter : state.counters()) counter.add_samples(static_cast<std::int64_t>(samples.size()));
+  }
+  state.add_counted_samples(static_cast<std::int64_t>(samples.size()));
 }
 
 namespace {
@@ -276,6 +366,10 @@ void StressFatigue::process(const double* q, std::size_t n, std::int64_t first,
   }
   if (history && shapes_.empty()) {
     throw InputError("stress recovery: histories asked for but no modal shapes given");
+  }
+  if (device_) {
+    process_device(q, n, first, counted, state);
+    return;
   }
   const std::size_t p = n_nodes_, m = n_modes_;
   const std::size_t tiles = (p + kTileNodes - 1) / kTileNodes;

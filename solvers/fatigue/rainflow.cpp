@@ -306,6 +306,31 @@ void RainflowCounter::process(std::span<const double> samples, CycleSink& sink) 
   process(samples.data(), static_cast<std::int64_t>(samples.size()) / n_channels_, sink);
 }
 
+RainflowCounter::ChannelState RainflowCounter::channel_state(std::int64_t channel) const {
+  if (channel < 0 || channel >= n_channels_)
+    throw InputError("rainflow counter: channel " + std::to_string(channel) + " out of range");
+  return {last_[channel], direction_[channel]};
+}
+
+void RainflowCounter::push_turning_points(std::int64_t channel, std::span<const double> turning,
+                                          CycleSink& sink) {
+  if (channel < 0 || channel >= n_channels_)
+    throw InputError("rainflow counter: channel " + std::to_string(channel) + " out of range");
+  auto& cycles = scratch_.cycles;
+  for (const double x : turning) {
+    push_turning_point(stack_[channel], x, channel, cycles);
+    flush_if_full(cycles, sink);
+  }
+  flush(sink);
+}
+
+void RainflowCounter::set_channel_state(std::int64_t channel, double last, double direction) {
+  if (channel < 0 || channel >= n_channels_)
+    throw InputError("rainflow counter: channel " + std::to_string(channel) + " out of range");
+  last_[channel] = last;
+  direction_[channel] = direction;
+}
+
 void RainflowCounter::merge(const RainflowCounter& next, CycleSink& sink) {
   if (next.n_channels_ != n_channels_)
     throw InputError("rainflow merge: this counter has " + std::to_string(n_channels_) +

@@ -418,6 +418,29 @@ TEST_F(ReconstructCommand, BadInputsAreOneLineErrorsWithoutOutput) {
   expect_refused(base + archives() + " --equivalent tresca", "tresca", o);
 }
 
+TEST_F(ReconstructCommand, CudaBackendAgreesWithTheCpuOrSaysWhyNot) {
+  ScratchDir out("reconstruct-cuda");
+  const std::string common = " --sn-curve " + q(curve()) + " --nodes " + q(nodes()) + " -q";
+  auto r = run_vsense("reconstruct " + q(modes()) + " " + archives() + common +
+                      " --backend cuda --out " + q(out.file("cuda.h5")));
+  if (r.exit_code == 5 || r.exit_code == 6) {
+    // No CUDA in this build (5) or no usable device (6): one line saying so, no output.
+    EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out.file("cuda.h5")));
+    GTEST_SKIP() << "no usable CUDA device: " << r.err;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_vsense("reconstruct " + q(modes()) + " " + archives() + common + " --backend cpu --out " +
+                 q(out.file("cpu.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto gpu = read_results(out.file("cuda.h5"));
+  const auto cpu = read_results(out.file("cpu.h5"));
+  for (std::size_t j = 0; j < cpu.vm_max.size(); ++j) {
+    EXPECT_NEAR(gpu.vm_max[j], cpu.vm_max[j], 1e-11 * cpu.vm_max[j]) << j;
+    EXPECT_NEAR(gpu.damage[j], cpu.damage[j], 1e-9 * cpu.damage[j]) << j;
+  }
+}
+
 TEST_F(ReconstructCommand, GapsSplitTheArchiveIntoSegmentsWithTheirOwnSettling) {
   ScratchDir out("reconstruct-gaps");
   const auto r = run_vsense("reconstruct " + q(modes()) + " " + q(dir_->file("run-000.h5")) + " " +

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../../kernels/common/turning_points.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/solvers/rainflow.hpp"
 
@@ -636,6 +637,59 @@ TEST(Rainflow, BadRequestsAreInputErrors) {
   EXPECT_THROW(three.process(std::span<const double>(seven), sink), InputError);
   EXPECT_THROW(three.merge(two, sink), InputError);
   EXPECT_THROW((void)three.residue(3), InputError);
+}
+
+}  // namespace
+
+// The CUDA stress recovery extracts turning points on the device with the rule of
+// kernels/common/turning_points.hpp and pushes them into host counters: run here on the CPU,
+// that must give exactly the counter (and the cycles) of process() on the samples.
+
+namespace {
+
+TEST(Rainflow, TurningPointsExtractedElsewhereCountLikeTheSamples) {
+  const std::int64_t nc = 5;
+  std::mt19937_64 rng(99);
+  std::uniform_int_distribution<int> level(-6, 6);  // coarse values: plateaus and repeats
+  vsense::solvers::RainflowCounter direct(nc), fed(nc);
+  vsense::solvers::CycleCollector direct_cycles, fed_cycles;
+  for (int chunk = 0; chunk < 7; ++chunk) {
+    const std::int64_t n = 1 + chunk * 37;
+    std::vector<double> samples(static_cast<std::size_t>(n * nc));
+    for (double& v : samples) v = level(rng);
+    direct.process(std::span<const double>(samples), direct_cycles);
+    for (std::int64_t c = 0; c < nc; ++c) {
+      const auto start = fed.channel_state(c);
+      vsense::kernels::common::TurningState state;
+      state.last = start.last;
+      state.direction = start.direction;
+      state.started = fed.n_samples() > 0 ? 1 : 0;
+      std::vector<double> turning;
+      for (std::int64_t i = 0; i < n; ++i) {
+        double t;
+        if (vsense::kernels::common::turning_step(samples[static_cast<std::size_t>(i * nc + c)], state, &t)) {
+          turning.push_back(t);
+        }
+      }
+      fed.push_turning_points(c, turning, fed_cycles);
+      fed.set_channel_state(c, state.last, state.direction);
+    }
+    fed.add_samples(n);
+    ASSERT_TRUE(fed == direct) << "after chunk " << chunk;
+  }
+  direct.finish(vsense::solvers::ResidueTreatment::half_cycles, direct_cycles);
+  fed.finish(vsense::solvers::ResidueTreatment::half_cycles, fed_cycles);
+  auto key = [](const vsense::solvers::RainflowCycle& c) {
+    return std::make_tuple(c.channel, c.range, c.mean, c.count);
+  };
+  auto sorted = [&](std::vector<vsense::solvers::RainflowCycle> v) {
+    std::sort(v.begin(), v.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    return v;
+  };
+  const auto a = sorted(direct_cycles.cycles()), b = sorted(fed_cycles.cycles());
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 50u);
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(key(a[i]), key(b[i])) << i;
 }
 
 }  // namespace

@@ -294,4 +294,40 @@ TEST(FatigueState, MergingConsecutivePiecesEqualsOneRunAndSerialisationIsExact) 
   EXPECT_THROW(other.deserialize(whole.serialize()), vsense::InputError);
 }
 
+TEST(StressFatigue, CudaAgreesWithTheCpu) {
+  if (vsense::CudaExecutor::device_count() == 0) {
+    GTEST_SKIP() << "no usable CUDA device: the CUDA stress recovery is not run";
+  }
+  const std::size_t p = 597, m = 7, n = 1500;  // awkward sizes: partial tiles and runs
+  const auto psi = random_matrix(p * 6, m, 31);
+  const auto q = random_matrix(n, m, 32);
+  std::vector<std::uint8_t> counted(n, 1);
+  for (std::size_t t = 100; t < 130; ++t) counted[t] = 0;
+  const auto curve = vsense::solvers::make_basquin_curve(1.0, 1e6, 3.0);
+  for (const auto kind : {rc::EquivalentStress::signed_von_mises, rc::EquivalentStress::max_principal}) {
+    rc::StressFatigue cpu(psi, {}, p, m, kind);
+    rc::StressFatigue gpu(psi, {}, p, m, kind, vsense::CudaExecutor::create(0));
+    rc::FatigueState a(p, &curve), b(p, &curve);
+    // Two calls, so that the node states cross a call boundary on the device path.
+    cpu.process(q.data(), 700, 0, counted.data(), a, nullptr);
+    cpu.process(q.data() + 700 * m, n - 700, 700, counted.data() + 700, a, nullptr);
+    gpu.process(q.data(), 700, 0, counted.data(), b, nullptr);
+    gpu.process(q.data() + 700 * m, n - 700, 700, counted.data() + 700, b, nullptr);
+    a.finish(vsense::solvers::ResidueTreatment::half_cycles);
+    b.finish(vsense::solvers::ResidueTreatment::half_cycles);
+    EXPECT_EQ(a.counted_samples(), b.counted_samples());
+    for (std::size_t j = 0; j < p; ++j) {
+      EXPECT_NEAR(b.von_mises_max()[j], a.von_mises_max()[j], 1e-12 * a.von_mises_max()[j]) << j;
+      const auto c = static_cast<std::int64_t>(j);
+      EXPECT_NEAR(b.damage()->damage(c), a.damage()->damage(c), 1e-9 * a.damage()->damage(c)) << j;
+      EXPECT_NEAR(b.damage()->cycles(c), a.damage()->cycles(c), 1e-3 * a.damage()->cycles(c)) << j;
+    }
+  }
+}
+
+TEST(StressFatigue, CudaWithoutADeviceSaysWhy) {
+  if (vsense::CudaExecutor::device_count() > 0) GTEST_SKIP() << "a CUDA device exists";
+  EXPECT_THROW((void)vsense::make_executor("cuda"), vsense::Error);
+}
+
 }  // namespace

@@ -124,6 +124,25 @@ public:
   /// followed by the last sample (sample units). Empty before the first sample.
   std::vector<double> residue(std::int64_t channel) const;
 
+  /// Extraction state of one channel: its last sample and the sign of the slope since its last
+  /// turning point (-1, 0 before the first non-zero slope, +1).
+  struct ChannelState {
+    double last = 0.0;
+    double direction = 0.0;
+  };
+  ChannelState channel_state(std::int64_t channel) const;
+  /// @brief Continues a channel with turning points extracted elsewhere (the CUDA stress
+  /// recovery): `turning` are, in order, the samples that the extraction rule of
+  /// kernels/common/turning_points.hpp, started from channel_state(channel) (and from nothing
+  /// when n_samples() == 0), confirmed as turning points. With set_channel_state(the extractor's
+  /// final state) and add_samples(samples taken) the counter is then exactly what process()
+  /// on the samples themselves makes of it, cycles included.
+  void push_turning_points(std::int64_t channel, std::span<const double> turning,
+                           CycleSink& sink);
+  void set_channel_state(std::int64_t channel, double last, double direction);
+  /// Counts `n` more samples per channel as taken (see push_turning_points).
+  void add_samples(std::int64_t n) noexcept { n_samples_ += n; }
+
   /// @brief The complete state as bytes (native byte order, versioned), for checkpoints and for
   /// sending to another MPI rank.
   std::vector<std::byte> serialize() const;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "vsense/io/archive.hpp"
+#include "vsense/kernels/executor.hpp"
 #include "vsense/solvers/rainflow.hpp"
 #include "vsense/solvers/sn_curve.hpp"
 
@@ -217,17 +218,26 @@ public:
                      const float* displacement) = 0;
 };
 
-/// @brief The CPU stress recovery: per tile of output nodes one single-threaded dgemm
-/// sigma = q Psi^T ([rows, m] x [m, 6 tile]), then, while the product is in cache, the
-/// equivalent stress, the von Mises maxima and the rainflow counting of counted rows; OpenMP
-/// over tiles.
+/// @brief The stress recovery and its statistics.
+/// CPU: per tile of output nodes one single-threaded dgemm sigma = q Psi^T ([rows, m] x
+/// [m, 6 tile]), then, while the product is in cache, the equivalent stress, the von Mises
+/// maxima and the rainflow counting of counted rows; OpenMP over tiles.
+/// CUDA (kernels/stress_recovery.hpp): the products, maxima and turning points on the device,
+/// only the turning points come back and are pushed into the same host counters (OpenMP over
+/// tiles); the node states are synchronised with the FatigueState around every call, so that
+/// checkpoints, merges and the end are the CPU's. Histories are a CPU feature.
 class StressFatigue {
 public:
   /// @param[in] modal_stress [n_nodes * 6, m] row-major (node j, component c in row 6 j + c)
   /// @param[in] modal_shapes [n_nodes * 3, m] (only with histories; else empty)
+  /// @param[in] executor null or CPU: the CPU path; CUDA: the device path
   StressFatigue(std::vector<double> modal_stress, std::vector<double> modal_shapes,
-                std::size_t n_nodes, std::size_t n_modes, EquivalentStress kind);
+                std::size_t n_nodes, std::size_t n_modes, EquivalentStress kind,
+                std::shared_ptr<const Executor> executor = nullptr);
+  ~StressFatigue();
   std::size_t n_nodes() const noexcept { return n_nodes_; }
+  /// "cpu" or the device's description.
+  std::string backend() const;
 
   /// @brief One block of modal displacements.
   /// @param[in] q [n, m] row-major modal displacements of global samples first .. first + n - 1
@@ -238,9 +248,13 @@ public:
                FatigueState& state, HistorySink* history);
 
 private:
+  void process_device(const double* q, std::size_t n, std::int64_t first,
+                      const std::uint8_t* counted, FatigueState& state);
   std::vector<double> stress_, shapes_;
   std::size_t n_nodes_, n_modes_;
   EquivalentStress kind_;
+  std::shared_ptr<const Executor> executor_;
+  std::unique_ptr<class DeviceRecovery> device_;
 };
 
 // ---- the block pipeline -----------------------------------------------------------------
@@ -270,6 +284,7 @@ struct PipelineSetup {
   std::size_t fft_size = 0;          ///< 0: automatic
   EquivalentStress equivalent = EquivalentStress::signed_von_mises;
   bool history = false;
+  std::shared_ptr<const Executor> executor;  ///< null or CPU: CPU; CUDA: the device path
 };
 
 /// Counts a block reports (over the samples it owns).
@@ -304,6 +319,8 @@ public:
   }
   const PipelineSetup& setup() const noexcept { return setup_; }
   ModalExpansion& expansion() noexcept { return *expansion_; }
+  /// "cpu" or the CUDA device that recovers the stresses.
+  std::string backend() const { return stress_->backend(); }
 
   /// @brief Processes one block: reads the archive around it (the filter's reach and the
   /// settle distance on both sides), expands, integrates and feeds the stress recovery.
