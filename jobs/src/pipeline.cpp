@@ -170,7 +170,7 @@ void move_into_place(const fs::path& from, const fs::path& to, const std::string
   const fs::path target = to / relative;
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
-  if (fs::is_directory(target, ec) && !fs::is_directory(source, ec)) remove_entry(target);
+  if (fs::is_directory(target, ec)) remove_entry(target);  // rename cannot replace a directory
   fs::rename(source, target, ec);
   if (ec) {
     throw IoError(fmt::format("cannot move {} to {}: {}", source.string(), target.string(),
@@ -192,12 +192,13 @@ std::string mib(long long bytes) {
 }
 
 /// Test hook: VSENSE_FAULT_INJECT=kill:STAGE makes the process kill itself (SIGKILL) after
-/// STAGE wrote its outputs into the staging directory and before they are moved into place:
-/// the worst moment for a crash, which the kill-and-resume tests need to reach exactly.
-void maybe_fault(const std::string& stage) {
+/// STAGE wrote its outputs into the staging directory and before they are stamped and moved
+/// into place; kill-moving:STAGE after the first output was moved. The worst moments for a
+/// crash, which the kill-and-resume tests need to reach exactly.
+void maybe_fault(const std::string& stage, const char* when = "kill") {
   const char* spec = std::getenv("VSENSE_FAULT_INJECT");
   if (spec == nullptr) return;
-  if (std::string(spec) == "kill:" + stage) {
+  if (std::string(spec) == std::string(when) + ":" + stage) {
     spdlog::warn("VSENSE_FAULT_INJECT: killing the process in stage {}", stage);
     spdlog::default_logger()->flush();
     std::raise(SIGKILL);
@@ -562,7 +563,17 @@ std::vector<Stage> plan(const JobSpec& job, const fs::path& out) {
         request.equivalent_cycles = job.fatigue.equivalent_cycles;
       }
       request.resume = c.resume;
-      const ReconstructSummary summary = run_reconstruct(request, c.comm);
+      ReconstructSummary summary;
+      try {
+        summary = run_reconstruct(request, c.comm);
+      } catch (const InputError& e) {
+        if (!c.resume) throw;
+        // A checkpoint of another rank count, or a partial file that is gone: start again.
+        spdlog::warn("reconstruction: the interrupted run cannot be resumed ({}); starting again",
+                     e.what());
+        request.resume = false;
+        summary = run_reconstruct(request, c.comm);
+      }
       StageOutcome outcome;
       outcome.outputs = {results_file};
       if (exists((c.staging / results_xdmf).string())) outcome.outputs.emplace_back(results_xdmf);
@@ -752,15 +763,27 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
         throw InputError(fmt::format("stage {} needs {}, which does not exist", stage.name,
                                      missing));
       }
+      // An interrupted run of this very stage (same key) comes first: killed while moving its
+      // finished outputs into place (complete them), or while running (resume or redo).
+      std::string previous;
+      {
+        std::ifstream marker(staging / "key");
+        if (!(marker >> previous)) previous.clear();
+      }
+      std::error_code ec;
+      const bool interrupted = !previous.empty() && previous == record.key && !options.dry_run;
+      if (interrupted && fs::exists(staging / "complete", ec)) {
+        decision = "complete";
+        return;
+      }
       if (!options.force && up_to_date(stage, out, record.key, why)) {
         decision = "skip";
+        if (!options.dry_run && fs::exists(staging, ec)) remove_entry(staging);  // stale
         return;
       }
       if (options.force) why = "--force";
       decision = "run";
-      std::ifstream marker(staging / "key");
-      std::string previous;
-      if (marker >> previous && previous == record.key) {
+      if (interrupted) {
         if (stage.resumable) {
           decision = "resume";
         } else {
@@ -792,7 +815,32 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
       summary.stages.push_back(std::move(record));
       continue;
     }
-    spdlog::info("{}: {}{}", label, decision == "resume" ? "resuming an interrupted run from its checkpoint" : "running",
+    if (decision == "complete") {
+      // The outputs were complete and stamped when the run was killed: move the rest in.
+      on_root(comm, [&] {
+        std::ifstream list(staging / "complete");
+        std::string file;
+        while (std::getline(list, file)) {
+          std::error_code ec;
+          if (!file.empty() && fs::exists(staging / file, ec)) {
+            move_into_place(staging, out, file);
+          }
+          record.outputs.push_back(file);
+        }
+        if (!record.outputs.empty()) {
+          decode_record(detail::read_record((out / record.outputs.front()).string()), record);
+        }
+        remove_entry(staging);
+      });
+      record.status = "resumed";
+      record.detail = "finished moving the outputs of the interrupted run into place";
+      spdlog::info("{}: {}", label, record.detail);
+      summary.stages.push_back(std::move(record));
+      continue;
+    }
+    spdlog::info("{}: {}{}", label,
+                 decision == "resume" ? "resuming an interrupted run from its checkpoint"
+                                      : "running",
                  why.empty() || decision == "resume" ? "" : fmt::format(" ({})", why));
 
     on_root(comm, [&] {
@@ -839,8 +887,25 @@ RunSummary run_job(const JobSpec& job, const RunOptions& options,
           detail::stamp(path.string(), stage.name, record.key, run_record);
         }
       }
-      for (const auto& owned : stage.owned) remove_entry(out / owned);
-      for (const auto& file : outcome.outputs) move_into_place(staging, out, file);
+      // Two-phase commit: the list of finished outputs first, then the moves; a run killed in
+      // between finishes the moves (decision "complete") instead of redoing the stage.
+      {
+        std::ofstream list(staging / "complete.partial");
+        for (const auto& file : outcome.outputs) list << file << "\n";
+        list.close();
+        if (!list) throw IoError(fmt::format("{}: cannot write", staging.string()));
+        fs::rename(staging / "complete.partial", staging / "complete");
+      }
+      for (const auto& owned : stage.owned) {
+        if (std::find(outcome.outputs.begin(), outcome.outputs.end(), owned) ==
+            outcome.outputs.end()) {
+          remove_entry(out / owned);  // stale: this run did not write it
+        }
+      }
+      for (const auto& file : outcome.outputs) {
+        move_into_place(staging, out, file);
+        maybe_fault(stage.name, "kill-moving");
+      }
       remove_entry(staging);
     });
     record.status = decision == "resume" ? "resumed" : "ran";

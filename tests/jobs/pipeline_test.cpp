@@ -212,6 +212,30 @@ TEST_F(PipelineRun, AKilledRunResumesAfterTheLastCompletedStageWithTheSameResult
   EXPECT_TRUE(no_staging_left(out));
 }
 
+TEST_F(PipelineRun, AKillWhileMovingFinishedOutputsIsCompletedWithoutRedoingTheStage) {
+  const fs::path out = dir_->path() / "killed-moving";
+  // modes.h5 is in place, modes.xdmf not yet.
+  const auto killed = run_command(fmt::format("VSENSE_FAULT_INJECT=kill-moving:modes '{}' "
+                                              "run '{}' --output-dir '{}'",
+                                              VSENSE_BINARY, job_, out.string()));
+  ASSERT_EQ(killed.exit_code, 128 + 9) << killed.err;
+  EXPECT_TRUE(fs::exists(out / ".vsense" / "stage-modes" / "complete"));
+  EXPECT_TRUE(fs::exists(out / "modes.h5"));
+  EXPECT_FALSE(fs::exists(out / "modes.xdmf"));
+  const auto resumed = run_vsense(fmt::format("run '{}' --output-dir '{}' --json", job_,
+                                              out.string()));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(statuses(resumed.out)["modes"], "resumed") << resumed.out;
+  EXPECT_EQ(statuses(resumed.out)["model"], "skipped") << resumed.out;
+  EXPECT_EQ(statuses(resumed.out)["placement"], "ran") << resumed.out;
+  EXPECT_TRUE(fs::exists(out / "modes.xdmf"));
+  EXPECT_NE(resumed.err.find("finished moving the outputs of the interrupted run into place"),
+            std::string::npos)
+      << resumed.err;
+  expect_same_outputs(reference(), out);
+  EXPECT_TRUE(no_staging_left(out));
+}
+
 TEST_F(PipelineRun, OneAndTwoMpiRanksGiveTheSameOutputs) {
   if (!vsense::cluster::mpi_compiled()) GTEST_SKIP() << "this build has no MPI";
   const std::string mpirun = vsense::test::mpi_launcher(2);
