@@ -12,6 +12,8 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <csignal>
+#include <thread>
 
 #include "common/test_support.hpp"
 #include "vsense/cluster/communicator.hpp"
@@ -381,6 +383,73 @@ TEST_F(PipelineRun, ReconstructionOnOneAndTwoRanksGivesTheSameResults) {
     const vsense::io::hdf5::File a((one / "results.h5").string(),
                                    vsense::io::hdf5::File::Mode::read);
     const vsense::io::hdf5::File b((two / "results.h5").string(),
+                                   vsense::io::hdf5::File::Mode::read);
+    EXPECT_EQ(a.read_double(dataset), b.read_double(dataset)) << dataset;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// A real kill -9 in the middle of the reconstruction (when its first checkpoint is on disk),
+// then a rerun: the completed stages are skipped, the reconstruction continues from its
+// checkpoint, and the results are those of an uninterrupted run, bit for bit. Slow: it needs a
+// reconstruction long enough to be caught in the middle.
+TEST(PipelineSlow, KilledInTheReconstructionResumesFromItsCheckpoint) {
+  setenv("OMP_NUM_THREADS", "1", 1);
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  ScratchDir dir("pipeline-slow");
+  const std::string extra = fmt::format(
+      "[reconstruction]\nnodes = \"FRAME_TOP\"\ncheckpoint_interval_s = 0.001\n[fatigue]\n"
+      "sn_curve = \"{}/jobs/examples/sn/weld_fat90_two_slope.toml\"\n",
+      VSENSE_SOURCE_DIR);
+  std::string text = job_text(4, extra);
+  text.replace(text.find("duration_s = 5"), 14, "duration_s = 1800");
+  const auto job = write_job(dir, "job.toml", text);
+  const auto clean = run_vsense(fmt::format("run '{}' --output-dir '{}' -q", job,
+                                            dir.file("clean")));
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+
+  const fs::path out = dir.path() / "killed";
+  const fs::path state =
+      out / ".vsense" / "stage-reconstruction" / "results.h5.checkpoint" / "rank-0-of-1.state";
+  ASSERT_EQ(run_command(fmt::format("( '{}' run '{}' --output-dir '{}' -q >/dev/null 2>&1 & "
+                                    "echo $! > '{}' )",
+                                    VSENSE_BINARY, job, out.string(), dir.file("pid")))
+                .exit_code,
+            0);
+  long pid = 0;
+  std::ifstream(dir.file("pid")) >> pid;
+  ASSERT_GT(pid, 1);
+  bool caught = false;
+  for (int attempt = 0; attempt < 6000 && !caught; ++attempt) {  // at most 10 minutes
+    if (fs::exists(state)) {
+      caught = ::kill(static_cast<pid_t>(pid), SIGKILL) == 0;
+      break;
+    }
+    if (::kill(static_cast<pid_t>(pid), 0) != 0) break;  // finished
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Wait until it is gone (or a zombie nobody reaps).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string pid_field, name, status;
+    if (!(stat >> pid_field >> name >> status) || status == "Z") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!caught) GTEST_SKIP() << "the run finished before its first checkpoint: nothing to resume";
+  EXPECT_FALSE(fs::exists(out / "results.h5"));
+
+  const auto resumed =
+      run_vsense(fmt::format("run '{}' --output-dir '{}' --json", job, out.string()));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(statuses(resumed.out)["simulation"], "skipped") << resumed.out;
+  EXPECT_EQ(statuses(resumed.out)["reconstruction"], "resumed") << resumed.out;
+  for (const char* dataset : {"/results/von_mises_max", "/results/damage"}) {
+    const vsense::io::hdf5::File a((out / "results.h5").string(),
+                                   vsense::io::hdf5::File::Mode::read);
+    const vsense::io::hdf5::File b((dir.path() / "clean" / "results.h5").string(),
                                    vsense::io::hdf5::File::Mode::read);
     EXPECT_EQ(a.read_double(dataset), b.read_double(dataset)) << dataset;
   }
