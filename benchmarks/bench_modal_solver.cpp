@@ -4,7 +4,7 @@
 //
 //   bench_modal_solver DIR N_MODES [--method block|lanczos] [--block B[,B...]]
 //                      [--basis V] [--ordering auto|amd|metis|nesdis] [--sturm]
-//                      [--fmax HZ] [--slice MODES_PER_SLICE]
+//                      [--fmax HZ] [--slice MODES_PER_SLICE] [--tol RITZ_TOLERANCE]
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
       options.ordering = value();
     } else if (arg == "--fmax") {
       options.upper = std::pow(2.0 * M_PI * std::stod(value()), 2);
+    } else if (arg == "--tol") {
+      options.tolerance = std::stod(value());
     } else if (arg == "--slice") {
       options.slice_modes = std::stoi(value());
     } else if (arg == "--sturm") {

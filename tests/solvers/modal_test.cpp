@@ -13,6 +13,7 @@
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
+#include "vsense/solvers/modal_analysis.hpp"
 #include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
@@ -518,6 +519,27 @@ TEST(ModalSolver, InjectedWrongAnswerFromTheBlockSolverFailsTheCompletenessCheck
   EXPECT_THROW(check_completeness(cube.stiffness, cube.mass, wrong.data(),
                                   static_cast<std::int64_t>(wrong.size()), &result.ordering),
                NumericalError);
+}
+
+TEST(ModalAnalysis, FmaxReturnsExactlyTheModesBelowItCertifiedByTheSturmCount) {
+  // The free-free C3D20 block: 6 rigid-body modes, then elastic ones from about 1284 Hz.
+  const model::Model model = model::read_inp(test::data_path("ccx/free_free_c3d20.inp"));
+  ModalAnalysisOptions options;
+  options.fmax_hz = 2500.0;
+  options.n_modes = 4;  // only a starting size: the count decides
+  ModalAnalysisReport report;
+  const io::ModesData block = modal_analysis(model, options, &report);
+  ASSERT_GE(block.n_modes(), 7u);
+  EXPECT_EQ(report.sturm_count, static_cast<std::int64_t>(block.n_modes()));
+  EXPECT_EQ(report.method, "block");
+  for (const double f : block.frequencies_hz) EXPECT_LT(f, options.fmax_hz);
+  // The single-vector path grows its request instead; both find the same modes.
+  options.method = EigenMethod::lanczos;
+  const io::ModesData single = modal_analysis(model, options);
+  ASSERT_EQ(single.n_modes(), block.n_modes());
+  for (std::size_t j = 6; j < block.frequencies_hz.size(); ++j) {
+    EXPECT_NEAR(block.frequencies_hz[j], single.frequencies_hz[j], 1e-9 * single.frequencies_hz[j]);
+  }
 }
 
 // 3-D Laplacian on a 47^3 grid: 103823 unknowns, nnz(L) about 3e7.
