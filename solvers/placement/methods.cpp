@@ -47,49 +47,59 @@ double distance(const Problem& problem, std::size_t a, std::size_t b) {
                    (x[2] - y[2]) * (x[2] - y[2]));
 }
 
-/// The candidates split into chunk-aligned partitions, one scorer each (one per rank under MPI).
+/// The candidates split into chunk-aligned partitions, one scorer each; with a collective, one
+/// partition per process, of which this process holds only its own.
 class PartitionedScorer {
 public:
   /// @param blocks [n, 3, m], coordinates [n, 3]: host arrays that outlive the scorer
   PartitionedScorer(const Executor& exec, const double* blocks, const double* coordinates,
-                    std::size_t n, std::size_t m, std::size_t partitions, std::size_t chunk) {
+                    std::size_t n, std::size_t m, std::size_t partitions, std::size_t chunk,
+                    const CandidateCollective* collective)
+      : collective_(collective) {
     chunk = chunk > 0 ? chunk : default_scoring_chunk(exec);
     const std::size_t n_chunks = (n + chunk - 1) / chunk;
+    if (collective_) partitions = static_cast<std::size_t>(collective_->size());
     partitions = std::max<std::size_t>(partitions, 1);
     const std::size_t per = (n_chunks + partitions - 1) / partitions;
     for (std::size_t p = 0; p < partitions; ++p) {
       const std::size_t begin = std::min(n, p * per * chunk);
       const std::size_t end = std::min(n, (p + 1) * per * chunk);
+      begin_.push_back(begin);
+      end_.push_back(end);
       if (begin >= end) continue;
+      if (collective_ && p != static_cast<std::size_t>(collective_->rank())) continue;
       parts_.push_back(make_block_scorer(exec, begin, end - begin, m, blocks + 3 * m * begin,
                                          coordinates + 3 * begin, chunk));
     }
   }
-  PartitionedScorer(const Executor& exec, const Problem& problem, std::size_t partitions,
-                    std::size_t chunk)
+  PartitionedScorer(const Executor& exec, const Problem& problem, const Options& options)
       : PartitionedScorer(exec, problem.blocks.data(), problem.coordinates.data(),
-                          problem.n_candidates(), problem.n_modes, partitions, chunk) {}
-  /// The best eligible candidate over all partitions (the reduction MPI would do).
+                          problem.n_candidates(), problem.n_modes, options.partitions,
+                          options.chunk, options.collective) {}
+  /// The best eligible candidate over all partitions (reduced over the processes).
   BestCandidate best(const kernels::ScoreRequest& request, const std::vector<std::uint8_t>& eligible) {
     ++passes_;
     BestCandidate best;
     for (auto& part : parts_) {
       best = kernels::better(best, part->score(request, eligible.data() + part->offset(), nullptr));
     }
-    return best;
+    return collective_ ? collective_->best(best) : best;
   }
-  /// Every candidate's score (ineligible: -inf).
+  /// Every candidate's score (ineligible: -inf), on every process.
   void all(const kernels::ScoreRequest& request, const std::vector<std::uint8_t>& eligible,
            std::vector<double>& scores) {
     ++passes_;
     for (auto& part : parts_) {
       part->score(request, eligible.data() + part->offset(), scores.data() + part->offset());
     }
+    if (collective_) collective_->share(scores, begin_, end_);
   }
   std::size_t passes() const noexcept { return passes_; }
 
 private:
+  const CandidateCollective* collective_ = nullptr;
   std::vector<std::unique_ptr<kernels::BlockScorer>> parts_;
+  std::vector<std::size_t> begin_, end_;  ///< every partition's range (all processes)
   std::size_t passes_ = 0;
 };
 
@@ -469,7 +479,8 @@ void run_efi(const Executor& exec, const Problem& problem, PartitionedScorer& sc
       if (compacted) result.n_scoring_passes += compacted->passes();
       compacted.reset();  // (it borrows the arrays just rewritten)
       compacted = std::make_unique<PartitionedScorer>(exec, active_blocks.data(), active_coordinates.data(),
-                                                      active.size(), m, options.partitions, options.chunk);
+                                                      active.size(), m, options.partitions, options.chunk,
+                                                      options.collective);
       current = compacted.get();
       alive.assign(active.size(), 1);
     }
@@ -849,7 +860,7 @@ Result place(const Executor& exec, const Problem& problem, const Options& option
         "identifiable from the sensors alone",
         options.n_sensors, 3 * options.n_sensors, m));
   }
-  PartitionedScorer scorer(exec, problem, options.partitions, options.chunk);
+  PartitionedScorer scorer(exec, problem, options);
   switch (options.method) {
     case Method::efi:
     case Method::efi_dpr:

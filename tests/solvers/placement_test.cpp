@@ -5,6 +5,9 @@
 // phase 1, results do not depend on the candidate partitioning, and the input errors.
 #include <gtest/gtest.h>
 
+#include <barrier>
+#include <thread>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -506,6 +509,76 @@ TEST(PlacementPartitions, SameResultForAnyNumberOfPartitions) {
       const auto r = run(p, o);
       EXPECT_EQ(r.sensors, reference.sensors) << placement::method_name(method) << " with " << parts << " partitions";
       EXPECT_EQ(r.criterion, reference.criterion) << placement::method_name(method);
+    }
+  }
+}
+
+/// Processes simulated by threads: each holds only its share of the candidates and meets the
+/// others at a barrier for every reduction, as MPI ranks do through the jobs layer.
+class ThreadCollective final : public placement::CandidateCollective {
+public:
+  struct Shared {
+    explicit Shared(int n) : size(n), barrier(n), best(static_cast<std::size_t>(n)) {}
+    int size;
+    std::barrier<> barrier;
+    std::vector<vsense::kernels::BestCandidate> best;
+    std::vector<double> scores;
+  };
+  ThreadCollective(Shared& shared, int rank) : shared_(shared), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return shared_.size; }
+  vsense::kernels::BestCandidate best(const vsense::kernels::BestCandidate& local) const override {
+    shared_.best[static_cast<std::size_t>(rank_)] = local;
+    shared_.barrier.arrive_and_wait();
+    vsense::kernels::BestCandidate best;
+    for (const auto& b : shared_.best) best = vsense::kernels::better(best, b);
+    shared_.barrier.arrive_and_wait();
+    return best;
+  }
+  void share(std::vector<double>& scores, const std::vector<std::size_t>& begin,
+             const std::vector<std::size_t>& end) const override {
+    if (rank_ == 0) shared_.scores.assign(scores.size(), 0.0);
+    shared_.barrier.arrive_and_wait();
+    const auto r = static_cast<std::size_t>(rank_);
+    std::copy(scores.begin() + static_cast<std::ptrdiff_t>(begin[r]),
+              scores.begin() + static_cast<std::ptrdiff_t>(end[r]),
+              shared_.scores.begin() + static_cast<std::ptrdiff_t>(begin[r]));
+    shared_.barrier.arrive_and_wait();
+    scores = shared_.scores;
+    shared_.barrier.arrive_and_wait();
+  }
+
+private:
+  Shared& shared_;
+  int rank_;
+};
+
+TEST(PlacementPartitions, CandidatesSharedBetweenProcessesGiveTheSamePlacement) {
+  const Problem p = random_problem(203, 10, 16);
+  for (Method method : {Method::efi, Method::qr, Method::minmac, Method::d_optimal,
+                        Method::min_variance, Method::two_phase}) {
+    auto o = opts(method, 6);
+    o.chunk = 16;  // several chunks per process
+    const auto reference = run(p, o);
+    for (int processes : {2, 3, 5}) {
+      ThreadCollective::Shared shared(processes);
+      std::vector<placement::Result> results(static_cast<std::size_t>(processes));
+      std::vector<std::thread> threads;
+      for (int r = 0; r < processes; ++r) {
+        threads.emplace_back([&, r] {
+          ThreadCollective collective(shared, r);
+          auto mine = o;
+          mine.collective = &collective;
+          results[static_cast<std::size_t>(r)] = run(p, mine);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (int r = 0; r < processes; ++r) {
+        EXPECT_EQ(results[static_cast<std::size_t>(r)].sensors, reference.sensors)
+            << placement::method_name(method) << ", process " << r << " of " << processes;
+        EXPECT_EQ(results[static_cast<std::size_t>(r)].criterion, reference.criterion)
+            << placement::method_name(method);
+      }
     }
   }
 }

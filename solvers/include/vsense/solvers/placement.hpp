@@ -28,6 +28,7 @@
 
 #include "vsense/io/modes_file.hpp"
 #include "vsense/kernels/executor.hpp"
+#include "vsense/kernels/placement.hpp"
 
 namespace vsense::solvers::placement {
 
@@ -92,6 +93,24 @@ std::vector<std::size_t> resolve_node_selection(const io::ModesData& modes,
                                                 const std::string& spec,
                                                 const std::string& what);
 
+/// @brief The exchanges of a placement whose candidates are shared between processes (MPI ranks;
+/// the jobs layer implements it over cluster::Communicator). Process r scores only its share
+/// of the candidates (chunk-aligned, so every score has the bits it has in one process); the
+/// best candidate of every step is agreed by reduction with kernels::better (larger score, then
+/// lower index), so every process takes the same steps and ends with the placement one
+/// process finds. Everything else (m x m and |S| x |S| algebra) is repeated on every process.
+class CandidateCollective {
+public:
+  virtual ~CandidateCollective() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// The better of every process's `local`, on every process.
+  virtual kernels::BestCandidate best(const kernels::BestCandidate& local) const = 0;
+  /// @brief Completes `scores` [n] on every process: process r has filled [begin[r], end[r]).
+  virtual void share(std::vector<double>& scores, const std::vector<std::size_t>& begin,
+                     const std::vector<std::size_t>& end) const = 0;
+};
+
 /// @brief Options of one placement run.
 struct Options {
   Method method = Method::d_optimal;
@@ -103,6 +122,9 @@ struct Options {
   double correlation_length = 0.0;        ///< lambda of exp(-d / lambda); 0 = uncorrelated
   double efi_fraction = -1.0;             ///< per round; < 0: 2.5/5/10 % schedule; 0: one node
   std::size_t partitions = 1;             ///< candidate partitions (ranks); same result for any
+  /// Candidates shared between processes (then `partitions` is the process count); null: all
+  /// candidates in this process.
+  const CandidateCollective* collective = nullptr;
   std::size_t chunk = 0;                  ///< candidates per scoring GEMM; 0 = backend default
   std::size_t max_exchanges = 0;          ///< two-phase; 0 = 4 n_sensors
 };
