@@ -51,6 +51,10 @@ void add_place_options(CLI::App& cmd, PlaceArgs& args) {
   cmd.add_option("--efi-fraction", args.efi_fraction,
                  "efi/efi-dpr: fraction of the nodes removed per round (default: 2.5/5/10 % "
                  "for <=1000/<=5000/more nodes; 0: one node per round)");
+  cmd.add_option("--scoring-chunk", args.scoring_chunk,
+                 "Candidates per scoring GEMM (default: 2048 on the CPU, 32768 on CUDA). Under "
+                 "mpirun the candidates are shared between the ranks in whole chunks; the "
+                 "placement does not depend on the chunk or the rank count");
   cmd.add_option("--backend", args.backend, "auto|cpu|cuda (auto: GPU when present)")
       ->capture_default_str();
 }

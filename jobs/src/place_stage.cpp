@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstring>
+#include <span>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +49,7 @@ placement::Options placement_options(const PlacementSettings& s, placement::Meth
   options.snr = s.snr;
   options.correlation_length = s.correlation_length;
   options.efi_fraction = s.efi_fraction;
+  options.chunk = s.scoring_chunk;
   return options;
 }
 
@@ -131,8 +134,41 @@ std::string find_plot_script(const std::string& given) {
   return "";
 }
 
-void place_on_root(const PlacementSettings& settings, const std::string& method_name,
-                   const std::string& out_path, PlaceSummary& summary) {
+/// The placement's exchanges over the ranks of a communicator: allgathers in rank order, reduced
+/// the same way on every rank, so that every rank takes the same steps.
+class CommunicatorCollective final : public placement::CandidateCollective {
+public:
+  explicit CommunicatorCollective(const cluster::Communicator& comm) : comm_(comm) {}
+  int rank() const override { return comm_.rank(); }
+  int size() const override { return comm_.size(); }
+  kernels::BestCandidate best(const kernels::BestCandidate& local) const override {
+    const auto pieces = comm_.allgather(std::as_bytes(std::span(&local, 1)));
+    kernels::BestCandidate best;
+    for (const auto& piece : pieces) {
+      kernels::BestCandidate candidate;
+      std::memcpy(&candidate, piece.data(), sizeof candidate);
+      best = kernels::better(best, candidate);
+    }
+    return best;
+  }
+  void share(std::vector<double>& scores, const std::vector<std::size_t>& begin,
+             const std::vector<std::size_t>& end) const override {
+    const auto r = static_cast<std::size_t>(comm_.rank());
+    const auto mine = std::span<const double>(scores).subspan(begin[r], end[r] - begin[r]);
+    const auto pieces = comm_.allgather(std::as_bytes(mine));
+    for (std::size_t k = 0; k < pieces.size(); ++k) {
+      std::memcpy(scores.data() + begin[k], pieces[k].data(), pieces[k].size());
+    }
+  }
+
+private:
+  const cluster::Communicator& comm_;
+};
+
+/// One placement on every rank (each scores its share of the candidates); rank 0 writes.
+void place_shared(const PlacementSettings& settings, const std::string& method_name,
+                  const std::string& out_path, PlaceSummary& summary,
+                  const cluster::Communicator& comm) {
   const auto start = std::chrono::steady_clock::now();
   const placement::Method method = placement::parse_method(method_name);
   const auto executor = make_executor(settings.backend);
@@ -148,12 +184,19 @@ void place_on_root(const PlacementSettings& settings, const std::string& method_
   spdlog::info("{} candidate nodes, {} modes ({:.3f} .. {:.3f} Hz)", problem.n_candidates(),
                problem.n_modes, problem.frequencies_hz.front(), problem.frequencies_hz.back());
 
-  const placement::Result result =
-      placement::place(*executor, problem, placement_options(settings, method));
-  for (const auto& warning : result.warnings) spdlog::warn("{}", warning);
-  const io::PlacementData data =
-      placement_data(settings, modes, problem, result, io::sha256_file(settings.modes));
-  io::write_placement(out_path, data);
+  auto options = placement_options(settings, method);
+  const CommunicatorCollective collective(comm);
+  if (comm.size() > 1) {
+    options.collective = &collective;
+    spdlog::info("candidates shared between {} ranks", comm.size());
+  }
+  const placement::Result result = placement::place(*executor, problem, options);
+  if (comm.is_root()) {
+    for (const auto& warning : result.warnings) spdlog::warn("{}", warning);
+  }
+  const io::PlacementData data = placement_data(
+      settings, modes, problem, result, comm.is_root() ? io::sha256_file(settings.modes) : "");
+  if (comm.is_root()) io::write_placement(out_path, data);
   summary.method = std::string(placement::method_name(method));
   summary.criterion_name = result.criterion_name;
   summary.n_sensors = result.sensors.size();
@@ -371,7 +414,7 @@ PlaceSummary run_place(const PlacementSettings& settings, const std::string& met
   summary.out_path = out_path;
   summary.method = method;
   summary.phase1_criterion = std::numeric_limits<double>::quiet_NaN();
-  on_root(comm, [&] { place_on_root(settings, method, out_path, summary); });
+  cluster::collectively(comm, [&] { place_shared(settings, method, out_path, summary, comm); });
   return summary;
 }
 

@@ -441,6 +441,27 @@ TEST_F(ReconstructCommand, CudaBackendAgreesWithTheCpuOrSaysWhyNot) {
   }
 }
 
+// Placement under mpirun (candidates shared between the ranks in chunks of 256): the same
+// sensors, in the same order, with the same criterion, as one process.
+TEST_F(ReconstructCommand, PlacementUnderMpiEqualsOneProcess) {
+  if (vsense::test::mpi_launcher(1).empty()) GTEST_SKIP() << "no mpirun";
+  ScratchDir out("place-mpi");
+  for (const std::string method : {"d-optimal", "two-phase", "efi"}) {
+    const std::string common = " place " + q(modes()) + " --sensors 6 --method " + method +
+                               " --scoring-chunk 256 -q --out ";
+    auto r = run_vsense(common + q(out.file(method + "-1.h5")));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_command(vsense::test::mpi_launcher(3) + " " + VSENSE_BINARY + common +
+                    q(out.file(method + "-3.h5")));
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const vsense::io::hdf5::File one(out.file(method + "-1.h5"), vsense::io::hdf5::File::Mode::read);
+    const vsense::io::hdf5::File three(out.file(method + "-3.h5"), vsense::io::hdf5::File::Mode::read);
+    EXPECT_EQ(three.read_int64("/placement/node_ids"), one.read_int64("/placement/node_ids")) << method;
+    EXPECT_EQ(three.read_double("/placement/criterion"), one.read_double("/placement/criterion")) << method;
+    EXPECT_GT(one.int_attribute("/placement", "n_candidates"), 3 * 256) << "too few chunks to share";
+  }
+}
+
 TEST_F(ReconstructCommand, GapsSplitTheArchiveIntoSegmentsWithTheirOwnSettling) {
   ScratchDir out("reconstruct-gaps");
   const auto r = run_vsense("reconstruct " + q(modes()) + " " + q(dir_->file("run-000.h5")) + " " +

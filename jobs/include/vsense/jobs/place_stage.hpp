@@ -30,6 +30,7 @@ struct PlacementSettings {
   double snr = 100.0;
   double correlation_length = 0.0;    ///< model length units; 0 = uncorrelated
   double efi_fraction = -1.0;         ///< < 0: the 2.5/5/10 % schedule
+  std::size_t scoring_chunk = 0;      ///< candidates per scoring GEMM; 0: the backend's default
 };
 
 struct PlaceSummary {
