@@ -67,7 +67,7 @@ void register_reconstruct(CLI::App& app, CommonOptions& common) {
                   "Output nodes: a node set of the model or a file of node ids (default: all)");
   cmd->add_option("--band", *band,
                   "LO:HI in Hz: the band integrated to displacements (default: LO = half the "
-                  "lowest flexible mode, HI = 0.8 x Nyquist)");
+                  "lowest flexible mode, HI = 0.9 x Nyquist)");
   cmd->add_option("--settle", *settle,
                   "Seconds left out of the statistics at segment ends and around unobservable "
                   "stretches (default: the integration filter's half-length)");

@@ -88,6 +88,9 @@ void complete_results(const std::string& path, const ResultsSummary& s) {
   const hsize_t p = s.von_mises_max.size();
   file.write("/results/von_mises_max", {p}, s.von_mises_max.data());
   file.write("/results/von_mises_max_time_s", {p}, s.von_mises_max_time_s.data());
+  if (!s.von_mises_noise_rms.empty()) {
+    file.write("/results/von_mises_noise_rms", {p}, s.von_mises_noise_rms.data());
+  }
   if (!s.damage.empty()) {
     file.write("/results/damage", {p}, s.damage.data());
     file.write("/results/damage_equivalent_range", {p}, s.damage_equivalent_range.data());

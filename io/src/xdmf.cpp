@@ -130,6 +130,7 @@ void write_results_xdmf(const std::string& xdmf_path, const std::string& h5_path
                    name, n_nodes, h5, name);
   };
   scalar("von_mises_max");
+  scalar("von_mises_noise_rms");
   if (with_damage) {
     scalar("damage");
     scalar("damage_equivalent_range");

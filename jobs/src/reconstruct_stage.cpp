@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -273,7 +274,7 @@ Prepared prepare(const ReconstructRequest& request, int rank) {
   setup.expansion.regularisation = request.regularisation;
   const double nyquist = 0.5 * out.sample_rate_hz;
   setup.band_low_hz = std::isnan(request.band_low_hz) ? 0.5 * lowest_flexible : request.band_low_hz;
-  setup.band_high_hz = std::isnan(request.band_high_hz) ? 0.8 * nyquist : request.band_high_hz;
+  setup.band_high_hz = std::isnan(request.band_high_hz) ? 0.9 * nyquist : request.band_high_hz;
   rc::BandIntegrator::check_band(out.sample_rate_hz, setup.band_low_hz, setup.band_high_hz);
   if (setup.band_low_hz > lowest_flexible) {
     spdlog::warn("the band's low corner {:.4g} Hz is above the lowest flexible mode ({:.4g} Hz): "
@@ -410,6 +411,18 @@ T get(const std::string& in, std::size_t& at) {
   return value;
 }
 
+void put_sum(std::string& out, const solvers::ExactSum& sum) {
+  for (const auto limb : sum.limbs()) put(out, limb);
+  put(out, sum.flags());
+}
+
+solvers::ExactSum get_sum(const std::string& in, std::size_t& at) {
+  std::array<std::uint64_t, solvers::ExactSum::kLimbs> limbs{};
+  for (auto& limb : limbs) limb = get<std::uint64_t>(in, at);
+  const auto flags = get<std::uint8_t>(in, at);
+  return solvers::ExactSum::from_raw(limbs, flags);
+}
+
 void write_checkpoint(const std::string& path, const std::string& fingerprint,
                       const Progress& progress, const rc::FatigueState& state) {
   std::string bytes;
@@ -425,6 +438,8 @@ void write_checkpoint(const std::string& path, const std::string& fingerprint,
   put(bytes, r.first_unobservable);
   put<std::uint64_t>(bytes, r.channel_dropouts.size());
   for (const auto v : r.channel_dropouts) put(bytes, v);
+  put_sum(bytes, r.noise_sq);
+  put(bytes, r.noise_dof);
   const auto state_bytes = state.serialize();
   put<std::uint64_t>(bytes, state_bytes.size());
   bytes.append(reinterpret_cast<const char*>(state_bytes.data()), state_bytes.size());
@@ -476,6 +491,8 @@ bool read_checkpoint(const std::string& path, const std::string& fingerprint, Pr
   r.first_unobservable = get<std::int64_t>(bytes, at);
   r.channel_dropouts.resize(get<std::uint64_t>(bytes, at));
   for (auto& v : r.channel_dropouts) v = get<std::int64_t>(bytes, at);
+  r.noise_sq = get_sum(bytes, at);
+  r.noise_dof = get<std::int64_t>(bytes, at);
   const auto state_length = get<std::uint64_t>(bytes, at);
   if (at + state_length != bytes.size()) throw InputError(fmt::format("{}: checkpoint truncated", path));
   state.deserialize(std::span(reinterpret_cast<const std::byte*>(bytes.data()) + at, state_length));
@@ -523,6 +540,8 @@ std::vector<std::byte> encode_report(const rc::BlockReport& r, const std::vector
   put(bytes, r.excluded_samples);
   put<std::uint64_t>(bytes, r.channel_dropouts.size());
   for (const auto v : r.channel_dropouts) put(bytes, v);
+  put_sum(bytes, r.noise_sq);
+  put(bytes, r.noise_dof);
   std::vector<std::byte> out(bytes.size() + state.size());
   std::memcpy(out.data(), bytes.data(), bytes.size());
   std::memcpy(out.data() + bytes.size(), state.data(), state.size());
@@ -539,6 +558,8 @@ rc::BlockReport decode_report(const std::vector<std::byte>& bytes, std::size_t& 
   r.excluded_samples = get<std::int64_t>(text, at);
   r.channel_dropouts.resize(get<std::uint64_t>(text, at));
   for (auto& v : r.channel_dropouts) v = get<std::int64_t>(text, at);
+  r.noise_sq = get_sum(text, at);
+  r.noise_dof = get<std::int64_t>(text, at);
   state_at = at;
   return r;
 }
@@ -798,6 +819,18 @@ ReconstructSummary run_reconstruct(const ReconstructRequest& request,
       results.attributes["equivalent_slope"] = damage.equivalent_slope();
     }
     results.dropout_samples = total.channel_dropouts;
+    // The channels' noise from the residual of the fit, and what it puts into each node's
+    // stress (NaN when there are no more channels than modes: nothing to estimate it from).
+    const double noise_variance = total.noise_dof > 0
+                                      ? total.noise_sq.value() / static_cast<double>(total.noise_dof)
+                                      : std::numeric_limits<double>::quiet_NaN();
+    summary.channel_noise_rms = std::sqrt(noise_variance);
+    results.attributes["channel_noise_rms"] = summary.channel_noise_rms;
+    results.attributes["channel_noise_dof"] = static_cast<double>(total.noise_dof);
+    results.von_mises_noise_rms.resize(p);
+    for (std::size_t j = 0; j < p; ++j) {
+      results.von_mises_noise_rms[j] = std::sqrt(noise_variance * pipeline.noise_factors()[j]);
+    }
     results.attributes["counted_samples"] = static_cast<double>(merged.counted_samples());
     results.attributes["excluded_samples"] = static_cast<double>(total.excluded_samples);
     results.attributes["unobservable_samples"] = static_cast<double>(total.unobservable_samples);
@@ -870,13 +903,14 @@ std::string to_json(const ReconstructSummary& s) {
       R"({{"command":"reconstruct","results":"{}","xdmf":"{}","backend":"{}","ranks":{},)"
       R"("n_samples":{},"n_segments":{},"n_channels":{},"n_modes":{},"n_nodes":{},)"
       R"("sample_rate_hz":{},"band_hz":[{},{}],"settle_s":{},"dropout_samples":{},)"
-      R"("channel_set_changes":{},"excluded_samples":{},"von_mises_max":{},)"
+      R"("channel_set_changes":{},"excluded_samples":{},"channel_noise_rms":{},"von_mises_max":{},)"
       R"("von_mises_max_node":{},"damage_max":{},"damage_max_node":{},"resumed":{},)"
       R"("seconds":{},"node_samples_per_second":{},"peak_memory_bytes":{}}})",
       json_escape(s.out_path), json_escape(s.xdmf_path), json_escape(s.backend), s.ranks,
       s.n_samples, s.n_segments, s.n_channels, s.n_modes, s.n_nodes, number(s.sample_rate_hz),
       number(s.band_low_hz), number(s.band_high_hz), number(s.settle_s), s.dropout_samples,
-      s.channel_set_changes, s.excluded_samples, number(s.von_mises_max), s.von_mises_max_node,
+      s.channel_set_changes, s.excluded_samples, number(s.channel_noise_rms),
+      number(s.von_mises_max), s.von_mises_max_node,
       number(s.damage_max), s.damage_max_node, s.resumed ? "true" : "false", number(s.seconds),
       number(s.node_samples_per_second), s.peak_memory_bytes);
 }

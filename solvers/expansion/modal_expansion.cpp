@@ -83,6 +83,14 @@ ExpansionOperator ModalExpansion::derive(const std::uint8_t* mask) const {
   for (std::size_t i = 0; i < n_live; ++i) {
     for (std::size_t k = 0; k < m; ++k) op.matrix[i * m + k] = e(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k));
   }
+  const Eigen::MatrixXd covariance =
+      svd.matrixV() * w.array().square().matrix().asDiagonal() * svd.matrixV().transpose();
+  op.covariance.resize(m * m);
+  for (std::size_t a = 0; a < m; ++a) {
+    for (std::size_t b = 0; b < m; ++b) {
+      op.covariance[a * m + b] = covariance(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(b));
+    }
+  }
   return op;
 }
 
@@ -105,7 +113,8 @@ const ExpansionOperator& ModalExpansion::get(const std::uint8_t* mask) {
 }
 
 void ModalExpansion::expand(const double* y, std::size_t n, double* q_acc,
-                            std::uint8_t* observable, std::uint32_t* live_count) {
+                            std::uint8_t* observable, std::uint32_t* live_count,
+                            double* residual_sq, std::uint32_t* residual_dof) {
   const std::size_t nc = n_channels_, m = n_modes_;
   std::vector<std::uint8_t> mask(nc);
   std::size_t row = 0;
@@ -124,19 +133,47 @@ void ModalExpansion::expand(const double* y, std::size_t n, double* q_acc,
     const std::size_t rows = end - row, n_live = op.live.size();
     std::fill(observable + row, observable + end, op.observable ? 1 : 0);
     if (live_count) std::fill(live_count + row, live_count + end, static_cast<std::uint32_t>(n_live));
-    if (!op.observable) {
-      std::fill(q_acc + row * m, q_acc + end * m, 0.0);
-    } else if (n_live == nc) {
-      gemm_row_major(rows, m, nc, y + row * nc, nc, op.matrix.data(), q_acc + row * m);
-    } else {
+    // The live channels' samples [rows, n_live] (the rows of y themselves when all are live).
+    const double* live_y = y + row * nc;
+    if (op.observable && n_live != nc) {
       gathered_.resize(rows * n_live);
       for (std::size_t r = 0; r < rows; ++r) {
         for (std::size_t i = 0; i < n_live; ++i) {
           gathered_[r * n_live + i] = y[(row + r) * nc + op.live[i]];
         }
       }
-      gemm_row_major(rows, m, n_live, gathered_.data(), n_live, op.matrix.data(),
-                     q_acc + row * m);
+      live_y = gathered_.data();
+    }
+    if (!op.observable) {
+      std::fill(q_acc + row * m, q_acc + end * m, 0.0);
+    } else {
+      gemm_row_major(rows, m, n_live, live_y, n_live, op.matrix.data(), q_acc + row * m);
+    }
+    if (residual_sq) {
+      const bool fitted = op.observable && n_live > m;
+      if (fitted) {
+        // fitted = q''^ A_l^T: [rows, n_live]
+        if (a_live_.size() != n_live * m || a_live_key_ != op.live) {
+          a_live_.resize(m * n_live);
+          for (std::size_t i = 0; i < n_live; ++i) {
+            for (std::size_t k = 0; k < m; ++k) a_live_[k * n_live + i] = a_[op.live[i] * m + k];
+          }
+          a_live_key_ = op.live;
+        }
+        fitted_.resize(rows * n_live);
+        gemm_row_major(rows, n_live, m, q_acc + row * m, m, a_live_.data(), fitted_.data());
+      }
+      for (std::size_t r = 0; r < rows; ++r) {
+        double sum = 0.0;
+        if (fitted) {
+          for (std::size_t i = 0; i < n_live; ++i) {
+            const double d = live_y[r * n_live + i] - fitted_[r * n_live + i];
+            sum += d * d;
+          }
+        }
+        residual_sq[row + r] = sum;
+        if (residual_dof) residual_dof[row + r] = fitted ? static_cast<std::uint32_t>(n_live - m) : 0;
+      }
     }
     row = end;
   }

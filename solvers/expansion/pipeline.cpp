@@ -39,6 +39,8 @@ void BlockReport::add(const BlockReport& other) {
     channel_dropouts[c] += other.channel_dropouts[c];
   }
   if (first_unobservable < 0) first_unobservable = other.first_unobservable;
+  noise_sq.add(other.noise_sq);
+  noise_dof += other.noise_dof;
   live_set_changes += other.live_set_changes;
   unobservable_samples += other.unobservable_samples;
   excluded_samples += other.excluded_samples;
@@ -69,6 +71,40 @@ Pipeline::Pipeline(PipelineSetup setup, double sample_rate_hz)
                                                  setup_.fft_size);
   settle_ = setup_.settle_samples >= 0 ? setup_.settle_samples
                                        : static_cast<std::int64_t>(integrator_->half_length());
+  // Noise factors of the output nodes (see noise_factors()), before the stresses move.
+  {
+    const std::size_t m = setup_.n_modes, p = setup_.n_nodes;
+    double h2 = 0.0;
+    for (const double h : integrator_->taps()) h2 += h * h;
+    const std::vector<double>& c = full.covariance;  // [m, m]
+    noise_factors_.assign(p, 0.0);
+    static constexpr double v[6][6] = {{1, -0.5, -0.5, 0, 0, 0}, {-0.5, 1, -0.5, 0, 0, 0},
+                                       {-0.5, -0.5, 1, 0, 0, 0}, {0, 0, 0, 3, 0, 0},
+                                       {0, 0, 0, 0, 3, 0},       {0, 0, 0, 0, 0, 3}};
+#pragma omp parallel for schedule(static) if (p * m * m > (1u << 20))
+    for (std::ptrdiff_t jj = 0; jj < static_cast<std::ptrdiff_t>(p); ++jj) {
+      const auto j = static_cast<std::size_t>(jj);
+      const double* psi = setup_.modal_stress.data() + j * 6 * m;  // [6, m]
+      std::vector<double> t(6 * m, 0.0);                            // Psi_j C
+      for (std::size_t a = 0; a < 6; ++a) {
+        for (std::size_t k = 0; k < m; ++k) {
+          const double pa = psi[a * m + k];
+          if (pa == 0.0) continue;
+          for (std::size_t l = 0; l < m; ++l) t[a * m + l] += pa * c[k * m + l];
+        }
+      }
+      double trace = 0.0;
+      for (std::size_t a = 0; a < 6; ++a) {
+        for (std::size_t b = 0; b < 6; ++b) {
+          if (v[a][b] == 0.0) continue;
+          double mab = 0.0;
+          for (std::size_t l = 0; l < m; ++l) mab += t[a * m + l] * psi[b * m + l];
+          trace += v[a][b] * mab;
+        }
+      }
+      noise_factors_[j] = h2 * std::max(trace, 0.0);
+    }
+  }
   stress_ = std::make_unique<StressFatigue>(setup_.modal_stress, setup_.modal_shapes,
                                             setup_.n_nodes, setup_.n_modes, setup_.equivalent,
                                             setup_.executor);
@@ -106,7 +142,10 @@ BlockReport Pipeline::process(io::Archive& archive, const Block& block, FatigueS
   q_acc_.resize(rows * m);
   observable_.resize(rows);
   live_.resize(rows);
-  expansion_->expand(y_.data(), rows, q_acc_.data(), observable_.data(), live_.data());
+  residual_sq_.resize(rows);
+  residual_dof_.resize(rows);
+  expansion_->expand(y_.data(), rows, q_acc_.data(), observable_.data(), live_.data(),
+                     residual_sq_.data(), residual_dof_.data());
 
   // Dropouts and changes of the live set over the samples this block owns.
   report.channel_dropouts.assign(nc, 0);
@@ -122,6 +161,8 @@ BlockReport Pipeline::process(io::Archive& archive, const Block& block, FatigueS
       if (!mask[c]) ++report.channel_dropouts[c];
     }
     report.dropout_values += static_cast<std::int64_t>(nc - live_[r]);
+    report.noise_sq.add(residual_sq_[r]);
+    report.noise_dof += residual_dof_[r];
     if (!observable_[r]) {
       ++report.unobservable_samples;
       if (report.first_unobservable < 0) report.first_unobservable = block.first + i;

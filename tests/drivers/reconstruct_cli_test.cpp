@@ -462,6 +462,59 @@ TEST_F(ReconstructCommand, PlacementUnderMpiEqualsOneProcess) {
   }
 }
 
+// Sensor noise: estimated from the residual of the fit (24 channels, 14 modes: 10 degrees of
+// freedom per sample), and predicted per node as the RMS von Mises of the noise in the
+// estimated stress, which must be what the noise actually puts there (noisy minus clean
+// reconstruction, the same loads: the simulator's noise has a stream of its own).
+TEST_F(ReconstructCommand, EstimatesTheSensorNoiseAndTheNoiseInTheStresses) {
+  ScratchDir out("reconstruct-noise");
+  const double noise_g = 0.002;
+  auto r = run_vsense("simulate " + q(modes()) + " --placement " + q(placement()) +
+                      fmt::format(" --unit g --noise {} ", noise_g) +
+                      "--dtype float64 --sample-rate 1000 --duration 120 --broadband-band 5:300 "
+                      "--seed 5 --no-truth --out " + q(out.file("noisy.h5")) + " -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string common = " --nodes " + q(nodes()) + " --history -q --out ";
+  r = run_vsense("reconstruct " + q(modes()) + " " + q(out.file("noisy.h5")) + common +
+                 q(out.file("noisy-results.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_vsense("simulate " + q(modes()) + " --placement " + q(placement()) +
+                 " --unit g --dtype float64 --sample-rate 1000 --duration 120 --broadband-band "
+                 "5:300 --seed 5 --no-truth --out " + q(out.file("clean.h5")) + " -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_vsense("reconstruct " + q(modes()) + " " + q(out.file("clean.h5")) + common +
+                 q(out.file("clean-results.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const vsense::io::hdf5::File noisy(out.file("noisy-results.h5"), vsense::io::hdf5::File::Mode::read);
+  const vsense::io::hdf5::File clean(out.file("clean-results.h5"), vsense::io::hdf5::File::Mode::read);
+  const double estimated = noisy.double_attribute("/results", "channel_noise_rms");
+  EXPECT_NEAR(estimated, noise_g * 9.80665, 0.02 * noise_g * 9.80665);
+  EXPECT_LT(clean.double_attribute("/results", "channel_noise_rms"), 1e-6 * estimated);
+  const auto predicted = noisy.read_double("/results/von_mises_noise_rms");
+  const auto a = noisy.read_double("/results/stress"), b = clean.read_double("/results/stress");
+  const std::size_t p = predicted.size(), n = a.size() / (6 * p);
+  const auto settle = static_cast<std::size_t>(std::llround(noisy.double_attribute("/results", "settle_s") * 1000));
+  double predicted_sq = 0.0, actual_sq = 0.0;
+  for (std::size_t j = 0; j < p; ++j) {
+    double sum = 0.0;
+    std::size_t count = 0;
+    for (std::size_t t = settle; t < n - settle; ++t) {
+      double e[6];
+      for (int c = 0; c < 6; ++c) e[c] = a[(t * p + j) * 6 + static_cast<std::size_t>(c)] - b[(t * p + j) * 6 + static_cast<std::size_t>(c)];
+      sum += 0.5 * ((e[0] - e[1]) * (e[0] - e[1]) + (e[1] - e[2]) * (e[1] - e[2]) + (e[2] - e[0]) * (e[2] - e[0])) +
+             3.0 * (e[3] * e[3] + e[4] * e[4] + e[5] * e[5]);
+      ++count;
+    }
+    const double actual = std::sqrt(sum / static_cast<double>(count));
+    predicted_sq += predicted[j] * predicted[j];
+    actual_sq += actual * actual;
+    // The integration makes the noise low-pass (most of it near the band's low corner, 2.2 Hz):
+    // ~0.5 s correlation over 115 s leaves a sampling spread of ~5 % per node.
+    EXPECT_NEAR(predicted[j], actual, 0.2 * actual) << "node " << j;
+  }
+  EXPECT_NEAR(std::sqrt(predicted_sq), std::sqrt(actual_sq), 0.05 * std::sqrt(actual_sq));
+}
+
 TEST_F(ReconstructCommand, GapsSplitTheArchiveIntoSegmentsWithTheirOwnSettling) {
   ScratchDir out("reconstruct-gaps");
   const auto r = run_vsense("reconstruct " + q(modes()) + " " + q(dir_->file("run-000.h5")) + " " +

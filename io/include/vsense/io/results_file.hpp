@@ -16,6 +16,8 @@
 /// /results/damage            float64 [p]     Miner sum (with an S-N curve)
 /// /results/damage_equivalent_range float64 [p] for equivalent_cycles cycles (with an S-N curve)
 /// /results/cycles            float64 [p]     rainflow cycles counted (half cycles count 0.5)
+/// /results/von_mises_noise_rms float64 [p]   RMS von Mises of the sensor noise in the estimated
+///                            stress (attrs channel_noise_rms, channel_noise_dof on /results)
 /// /results/mode_indices      int64   [m]     zero-based, into the modes file
 /// /results/frequencies_hz    float64 [m]
 /// /results/channels/{name, node_id, direction, unit, dropout_samples}  the channels used
@@ -78,6 +80,7 @@ struct ResultsSummary {
   std::vector<double> damage;               ///< [p] or empty (no S-N curve)
   std::vector<double> damage_equivalent_range;  ///< [p] or empty
   std::vector<double> cycles;               ///< [p] or empty
+  std::vector<double> von_mises_noise_rms;  ///< [p] RMS von Mises of the noise in the estimate
   std::vector<std::int64_t> dropout_samples;    ///< [n_channels]
   std::map<std::string, double> attributes;            ///< more attributes on /results
   std::map<std::string, std::string> text_attributes;

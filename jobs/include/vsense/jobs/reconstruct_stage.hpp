@@ -66,6 +66,7 @@ struct ReconstructSummary {
   std::int64_t dropout_samples = 0;       ///< channel-samples that were NaN
   std::int64_t channel_set_changes = 0;   ///< times the expansion was re-derived
   std::int64_t excluded_samples = 0;      ///< samples left out of the statistics
+  double channel_noise_rms = 0.0;         ///< estimated from the fit's residual (NaN: none)
   double von_mises_max = 0.0;             ///< over all output nodes, model stress units
   std::int64_t von_mises_max_node = -1;
   double damage_max = 0.0;                ///< Miner sum (0 without an S-N curve)

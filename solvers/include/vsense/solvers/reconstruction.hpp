@@ -26,6 +26,7 @@
 
 #include "vsense/io/archive.hpp"
 #include "vsense/kernels/executor.hpp"
+#include "vsense/solvers/exact_sum.hpp"
 #include "vsense/solvers/rainflow.hpp"
 #include "vsense/solvers/sn_curve.hpp"
 
@@ -47,6 +48,9 @@ struct ExpansionOperator {
   std::vector<double> matrix;       ///< [n_live, m] row-major: q''^T = y_live^T matrix
   double condition = 0.0;           ///< 2-norm condition number of A_live (inf if rank < m)
   bool observable = false;          ///< the live channels identify the modes
+  /// [m, m] covariance of q''^ per unit channel-noise variance (white, equal on every channel):
+  /// V diag(w^2) V^T with w = s / (s^2 + gamma).
+  std::vector<double> covariance;
 };
 
 /// @brief Weighted least-squares / Tikhonov modal expansion with re-derivation for the channels
@@ -74,8 +78,12 @@ public:
   /// @param[out] q_acc [n, n_modes] row-major modal accelerations; 0 in unobservable rows
   /// @param[out] observable [n] 1 where the row's live channels identify the modes
   /// @param[out] live_count [n] live channels per row (may be null)
+  /// @param[out] residual_sq [n] ||y_l - A_l q''^||^2 per row, and residual_dof [n] its degrees
+  ///             of freedom n_live - m (0 where n_live <= m or unobservable); may be null. Their
+  ///             ratio estimates the channels' noise variance (model error counts as noise).
   void expand(const double* y, std::size_t n, double* q_acc, std::uint8_t* observable,
-              std::uint32_t* live_count = nullptr);
+              std::uint32_t* live_count = nullptr, double* residual_sq = nullptr,
+              std::uint32_t* residual_dof = nullptr);
 
 private:
   ExpansionOperator derive(const std::uint8_t* mask) const;
@@ -86,7 +94,9 @@ private:
   std::vector<std::uint8_t> all_live_;
   std::map<std::vector<std::uint8_t>, ExpansionOperator> cache_;
   std::vector<std::vector<std::uint8_t>> cache_order_;  ///< oldest first
-  std::vector<double> gathered_;                        ///< scratch [run, n_live]
+  std::vector<double> gathered_, fitted_;               ///< scratch [run, n_live]
+  std::vector<double> a_live_;                          ///< [m, n_live] A_l^T of a_live_key_
+  std::vector<std::uint32_t> a_live_key_;
 };
 
 // ---- integration ------------------------------------------------------------------------
@@ -291,6 +301,10 @@ struct PipelineSetup {
 struct BlockReport {
   std::int64_t dropout_values = 0;      ///< NaN channel samples
   std::vector<std::int64_t> channel_dropouts;  ///< [n_channels] NaN samples per channel
+  /// Sum of the squared residuals of the fit over the owned samples, and its degrees of freedom:
+  /// their ratio is the estimated noise variance of a channel (model units).
+  ExactSum noise_sq;
+  std::int64_t noise_dof = 0;
   std::int64_t live_set_changes = 0;    ///< samples whose live channel set differs from the previous
   std::int64_t unobservable_samples = 0;
   std::int64_t excluded_samples = 0;    ///< not counted in the statistics
@@ -314,6 +328,12 @@ public:
   Pipeline(PipelineSetup setup, double sample_rate_hz);
   const BandIntegrator& integrator() const noexcept { return *integrator_; }
   std::int64_t settle_samples() const noexcept { return settle_; }
+  /// @brief Per output node, E[vm(e)^2] of the stress error e per unit channel-noise variance:
+  /// ||h||^2 tr(V Psi_j C Psi_j^T) with C the expansion's covariance (all channels live), h the
+  /// integration filter (white noise through it) and V the von Mises quadratic form. Times an
+  /// estimated noise variance, its square root is the RMS von Mises of the noise in the
+  /// reconstructed stress.
+  const std::vector<double>& noise_factors() const noexcept { return noise_factors_; }
   std::int64_t block_samples() const noexcept {
     return static_cast<std::int64_t>(integrator_->block_samples());
   }
@@ -335,10 +355,12 @@ private:
   std::unique_ptr<BandIntegrator> integrator_;
   std::unique_ptr<StressFatigue> stress_;
   std::int64_t settle_ = 0;
+  std::vector<double> noise_factors_;
   // scratch
   std::vector<double> raw_, y_, q_acc_, q_;
   std::vector<std::uint8_t> observable_, counted_;
-  std::vector<std::uint32_t> live_;
+  std::vector<std::uint32_t> live_, residual_dof_;
+  std::vector<double> residual_sq_;
 };
 
 }  // namespace vsense::solvers::reconstruction
