@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "check.cuh"
+#include "device_buffer.cuh"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/placement.hpp"
 #include "vsense/kernels/placement_scores.hpp"
@@ -21,47 +22,12 @@ namespace vsense::kernels::cuda {
 
 namespace {
 
-void cublas_check(cublasStatus_t status, const char* call, const char* file, int line) {
-  if (status == CUBLAS_STATUS_SUCCESS) return;
-  const std::string what =
-      fmt::format("{} failed at {}:{}: cuBLAS status {}", call, file, line, static_cast<int>(status));
-  if (status == CUBLAS_STATUS_ALLOC_FAILED) throw DeviceResourceError(what);
-  if (status == CUBLAS_STATUS_NOT_INITIALIZED) throw DeviceUnavailable(what);
-  throw Error(what);
-}
-#define VSENSE_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+using cuda_detail::DeviceBuffer;
 
 /// Conditional error variance below which a node adds nothing (as on the CPU).
 constexpr double min_conditional_variance = 1e-10;
 constexpr int threads_per_block = 256;
 constexpr int warps_per_block = threads_per_block / 32;
-
-/// Grows-only device buffer.
-template <typename T>
-class Buffer {
-public:
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  T* reserve(std::size_t n) {
-    if (n > capacity_) {
-      if (ptr_) VSENSE_CUDA_CHECK(cudaFree(ptr_));
-      ptr_ = nullptr;
-      capacity_ = 0;
-      VSENSE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), std::max<std::size_t>(n, 1) * sizeof(T)));
-      capacity_ = n;
-    }
-    return ptr_;
-  }
-  T* get() const noexcept { return ptr_; }
-
-private:
-  T* ptr_ = nullptr;
-  std::size_t capacity_ = 0;
-};
 
 __device__ double warp_sum(double v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
@@ -329,10 +295,10 @@ private:
   std::size_t chunk_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<BlasHandle> handle_;
-  Buffer<double> blocks_, coordinates_, scores_, right_, product_;
-  Buffer<std::uint8_t> eligible_;
-  Buffer<double> selected_coordinates_, selected_inverse_, selected_products_, correlation_, beta_, scale_;
-  Buffer<DeviceBest> partial_;
+  DeviceBuffer<double> blocks_, coordinates_, scores_, right_, product_;
+  DeviceBuffer<std::uint8_t> eligible_;
+  DeviceBuffer<double> selected_coordinates_, selected_inverse_, selected_products_, correlation_, beta_, scale_;
+  DeviceBuffer<DeviceBest> partial_;
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "../common/turning_points.hpp"
 #include "../common/von_mises.hpp"
 #include "check.cuh"
+#include "device_buffer.cuh"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/stress_recovery.hpp"
 
@@ -24,48 +25,13 @@ namespace vsense::kernels::cuda {
 
 namespace {
 
-void cublas_check(cublasStatus_t status, const char* call, const char* file, int line) {
-  if (status == CUBLAS_STATUS_SUCCESS) return;
-  const std::string what = fmt::format("{} failed at {}:{}: cuBLAS status {}", call, file, line,
-                                       static_cast<int>(status));
-  if (status == CUBLAS_STATUS_ALLOC_FAILED) throw DeviceResourceError(what);
-  if (status == CUBLAS_STATUS_NOT_INITIALIZED) throw DeviceUnavailable(what);
-  throw Error(what);
-}
-#define VSENSE_CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+using cuda_detail::DeviceBuffer;
 
 /// Rows per run: a run's turning points per node fit in a [n_nodes, kRunRows] buffer.
 constexpr std::size_t kRunRows = 256;
 /// Bytes of the stress buffer of one node tile ([kRunRows, 6 tile] doubles).
 constexpr std::size_t kStressBufferBytes = std::size_t{1} << 30;
 constexpr int kThreads = 128;
-
-template <typename T>
-class DeviceBuffer {
-public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t n) { reserve(n); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  T* reserve(std::size_t n) {
-    if (n > capacity_) {
-      if (ptr_) VSENSE_CUDA_CHECK(cudaFree(ptr_));
-      ptr_ = nullptr;
-      capacity_ = 0;
-      VSENSE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), std::max<std::size_t>(n, 1) * sizeof(T)));
-      capacity_ = n;
-    }
-    return ptr_;
-  }
-  T* get() const noexcept { return ptr_; }
-
-private:
-  T* ptr_ = nullptr;
-  std::size_t capacity_ = 0;
-};
 
 /// One thread per node of the tile [a, a + width): walks the run's rows in time order.
 /// stress: [rows, ld] row-major, node a + jj at columns 6 jj .. 6 jj + 5.
