@@ -14,24 +14,6 @@
 
 namespace vsense::drivers {
 
-namespace {
-
-double parse_number(const std::string& text, const std::string& option) {
-  std::size_t used = 0;
-  double value = 0.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !std::isfinite(value)) {
-    throw InputError(fmt::format("{}: \"{}\" is not a number", option, text));
-  }
-  return value;
-}
-
-}  // namespace
-
 void register_reconstruct(CLI::App& app, CommonOptions& common) {
   auto request = std::make_shared<jobs::ReconstructRequest>();
   auto band = std::make_shared<std::string>();

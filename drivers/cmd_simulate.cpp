@@ -19,19 +19,6 @@ namespace vsense::drivers {
 
 namespace {
 
-double parse_number(const std::string& text, const std::string& option) {
-  std::size_t used = 0;
-  double value = 0.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !std::isfinite(value)) {
-    throw InputError(fmt::format("{}: \"{}\" is not a number", option, text));
-  }
-  return value;
-}
 
 std::vector<std::string> split(const std::string& text, char separator) {
   std::vector<std::string> parts;

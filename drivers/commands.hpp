@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vsense/cluster/communicator.hpp"
+#include "vsense/jobs/stage_support.hpp"
 
 namespace vsense::drivers {
 
@@ -34,15 +35,12 @@ void register_model_info(CLI::App& model, CommonOptions& common);
 void register_model_export(CLI::App& model, CommonOptions& common);
 void register_model_generate(CLI::App& model, CommonOptions& common);
 
-/// Seconds since `start`.
-inline double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+/// A finite number given as an option's value. @throws InputError naming the option.
+double parse_number(const std::string& text, const std::string& option);
 
-/// Peak resident memory of this process in bytes (from /proc/self/status VmHWM).
-long long peak_memory_bytes();
-
-/// Escapes a string for a JSON document.
-std::string json_escape(const std::string& s);
+// Timing, peak memory and JSON escaping are the stages' (vsense/jobs/stage_support.hpp).
+using jobs::json_escape;
+using jobs::peak_memory_bytes;
+using jobs::seconds_since;
 
 }  // namespace vsense::drivers

@@ -30,6 +30,28 @@ int as_count(std::size_t n) {
 }
 
 MPI_Comm world_comm = MPI_COMM_WORLD;
+
+/// Displacements of pieces of the given byte counts laid end to end, and the total.
+std::vector<int> displacements_of(const std::vector<int>& counts, std::size_t& total) {
+  std::vector<int> displacements(counts.size());
+  total = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    displacements[r] = as_count(total);
+    total += static_cast<std::size_t>(counts[r]);
+  }
+  return displacements;
+}
+
+/// The received buffer cut back into its pieces, in rank order.
+std::vector<std::vector<std::byte>> split_pieces(const std::vector<std::byte>& all,
+                                                 const std::vector<int>& counts,
+                                                 const std::vector<int>& displacements) {
+  std::vector<std::vector<std::byte>> out;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    out.emplace_back(all.begin() + displacements[r], all.begin() + displacements[r] + counts[r]);
+  }
+  return out;
+}
 }  // namespace
 
 bool mpi_compiled() noexcept { return true; }
@@ -55,22 +77,13 @@ std::vector<std::vector<std::byte>> Communicator::gather(std::span<const std::by
   std::vector<int> counts(rank_ == root ? size_ : 0);
   check(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_of(handle_)),
         "MPI_Gather");
-  std::vector<int> displacements(counts.size());
   std::size_t total = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    displacements[r] = as_count(total);
-    total += static_cast<std::size_t>(counts[r]);
-  }
+  const std::vector<int> displacements = displacements_of(counts, total);
   std::vector<std::byte> all(total);
   check(MPI_Gatherv(data.data(), n, MPI_BYTE, all.data(), counts.data(), displacements.data(),
                     MPI_BYTE, root, comm_of(handle_)),
         "MPI_Gatherv");
-  std::vector<std::vector<std::byte>> out;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    out.emplace_back(all.begin() + displacements[r],
-                     all.begin() + displacements[r] + counts[r]);
-  }
-  return out;
+  return split_pieces(all, counts, displacements);
 }
 
 std::vector<std::vector<std::byte>> Communicator::allgather(std::span<const std::byte> data) const {
@@ -79,22 +92,13 @@ std::vector<std::vector<std::byte>> Communicator::allgather(std::span<const std:
   std::vector<int> counts(static_cast<std::size_t>(size_));
   check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_of(handle_)),
         "MPI_Allgather");
-  std::vector<int> displacements(counts.size());
   std::size_t total = 0;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    displacements[r] = as_count(total);
-    total += static_cast<std::size_t>(counts[r]);
-  }
+  const std::vector<int> displacements = displacements_of(counts, total);
   std::vector<std::byte> all(total);
   check(MPI_Allgatherv(data.data(), n, MPI_BYTE, all.data(), counts.data(),
                        displacements.data(), MPI_BYTE, comm_of(handle_)),
         "MPI_Allgatherv");
-  std::vector<std::vector<std::byte>> out;
-  for (std::size_t r = 0; r < counts.size(); ++r) {
-    out.emplace_back(all.begin() + displacements[r],
-                     all.begin() + displacements[r] + counts[r]);
-  }
-  return out;
+  return split_pieces(all, counts, displacements);
 }
 
 void Communicator::allreduce_max(std::span<double> values) const {

@@ -118,8 +118,11 @@ std::vector<std::int64_t> ModesReader::node_set(const std::string& name) const {
   return file_->file.read_int64("/mesh/node_sets/" + key);
 }
 
-std::vector<std::size_t> ModesReader::resolve_nodes(const std::string& spec,
-                                                    const std::string& what) const {
+std::vector<std::size_t> resolve_node_spec(
+    const std::string& spec, const std::string& what,
+    const std::function<std::int64_t(std::int64_t)>& index_of,
+    const std::function<std::optional<std::vector<std::int64_t>>(const std::string&)>& set_ids,
+    const std::vector<std::string>& set_names, const std::string& source) {
   std::vector<std::size_t> out;
   std::error_code ec;
   if (std::filesystem::is_regular_file(spec, ec)) {
@@ -142,26 +145,27 @@ std::vector<std::size_t> ModesReader::resolve_nodes(const std::string& spec,
       if (used != text.size()) {
         throw InputError(fmt::format("{}:{}: '{}' is not a node id", spec, line_number, text));
       }
-      const std::int64_t index = node_index(id);
+      const std::int64_t index = index_of(id);
       if (index < 0) {
         throw InputError(fmt::format("{}:{}: node {} is not in the model ({})", spec, line_number,
-                                     id, path_));
+                                     id, source));
       }
       out.push_back(static_cast<std::size_t>(index));
     }
     if (out.empty()) throw InputError(fmt::format("{}: the {} node list is empty", spec, what));
   } else {
-    if (std::find(set_names_.begin(), set_names_.end(), upper(spec)) == set_names_.end()) {
+    const auto ids = set_ids(upper(spec));
+    if (!ids) {
       throw InputError(fmt::format(
           "{} nodes '{}': neither a node-list file nor a node set of the model (sets: {})", what,
           spec,
-          set_names_.empty() ? std::string("none") : fmt::format("{}", fmt::join(set_names_, ", "))));
+          set_names.empty() ? std::string("none") : fmt::format("{}", fmt::join(set_names, ", "))));
     }
-    for (const std::int64_t id : node_set(spec)) {
-      const std::int64_t index = node_index(id);
+    for (const std::int64_t id : *ids) {
+      const std::int64_t index = index_of(id);
       if (index < 0) {
         throw InputError(fmt::format("{}: node set {} names node {}, which has no mode data",
-                                     path_, upper(spec), id));
+                                     source, upper(spec), id));
       }
       out.push_back(static_cast<std::size_t>(index));
     }
@@ -169,6 +173,19 @@ std::vector<std::size_t> ModesReader::resolve_nodes(const std::string& spec,
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+std::vector<std::size_t> ModesReader::resolve_nodes(const std::string& spec,
+                                                    const std::string& what) const {
+  return resolve_node_spec(
+      spec, what, [this](std::int64_t id) { return node_index(id); },
+      [this](const std::string& name) -> std::optional<std::vector<std::int64_t>> {
+        if (std::find(set_names_.begin(), set_names_.end(), name) == set_names_.end()) {
+          return std::nullopt;
+        }
+        return node_set(name);
+      },
+      set_names_, path_);
 }
 
 bool ModesReader::has_topology() const { return file_->file.exists("/mesh/topology"); }

@@ -423,14 +423,8 @@ solvers::ExactSum get_sum(const std::string& in, std::size_t& at) {
   return solvers::ExactSum::from_raw(limbs, flags);
 }
 
-void write_checkpoint(const std::string& path, const std::string& fingerprint,
-                      const Progress& progress, const rc::FatigueState& state) {
-  std::string bytes;
-  put(bytes, kCheckpointMagic);
-  put<std::uint64_t>(bytes, fingerprint.size());
-  bytes += fingerprint;
-  put<std::uint64_t>(bytes, progress.next_block);
-  const auto& r = progress.report;
+/// The counts of a BlockReport (not its logged changes), for checkpoints and MPI transfers.
+void put_report(std::string& bytes, const rc::BlockReport& r) {
   put(bytes, r.dropout_values);
   put(bytes, r.live_set_changes);
   put(bytes, r.unobservable_samples);
@@ -440,6 +434,30 @@ void write_checkpoint(const std::string& path, const std::string& fingerprint,
   for (const auto v : r.channel_dropouts) put(bytes, v);
   put_sum(bytes, r.noise_sq);
   put(bytes, r.noise_dof);
+}
+
+rc::BlockReport get_report(const std::string& bytes, std::size_t& at) {
+  rc::BlockReport r;
+  r.dropout_values = get<std::int64_t>(bytes, at);
+  r.live_set_changes = get<std::int64_t>(bytes, at);
+  r.unobservable_samples = get<std::int64_t>(bytes, at);
+  r.excluded_samples = get<std::int64_t>(bytes, at);
+  r.first_unobservable = get<std::int64_t>(bytes, at);
+  r.channel_dropouts.resize(get<std::uint64_t>(bytes, at));
+  for (auto& v : r.channel_dropouts) v = get<std::int64_t>(bytes, at);
+  r.noise_sq = get_sum(bytes, at);
+  r.noise_dof = get<std::int64_t>(bytes, at);
+  return r;
+}
+
+void write_checkpoint(const std::string& path, const std::string& fingerprint,
+                      const Progress& progress, const rc::FatigueState& state) {
+  std::string bytes;
+  put(bytes, kCheckpointMagic);
+  put<std::uint64_t>(bytes, fingerprint.size());
+  bytes += fingerprint;
+  put<std::uint64_t>(bytes, progress.next_block);
+  put_report(bytes, progress.report);
   const auto state_bytes = state.serialize();
   put<std::uint64_t>(bytes, state_bytes.size());
   bytes.append(reinterpret_cast<const char*>(state_bytes.data()), state_bytes.size());
@@ -483,16 +501,7 @@ bool read_checkpoint(const std::string& path, const std::string& fingerprint, Pr
   }
   at += length;
   progress.next_block = get<std::uint64_t>(bytes, at);
-  auto& r = progress.report;
-  r.dropout_values = get<std::int64_t>(bytes, at);
-  r.live_set_changes = get<std::int64_t>(bytes, at);
-  r.unobservable_samples = get<std::int64_t>(bytes, at);
-  r.excluded_samples = get<std::int64_t>(bytes, at);
-  r.first_unobservable = get<std::int64_t>(bytes, at);
-  r.channel_dropouts.resize(get<std::uint64_t>(bytes, at));
-  for (auto& v : r.channel_dropouts) v = get<std::int64_t>(bytes, at);
-  r.noise_sq = get_sum(bytes, at);
-  r.noise_dof = get<std::int64_t>(bytes, at);
+  progress.report = get_report(bytes, at);
   const auto state_length = get<std::uint64_t>(bytes, at);
   if (at + state_length != bytes.size()) throw InputError(fmt::format("{}: checkpoint truncated", path));
   state.deserialize(std::span(reinterpret_cast<const std::byte*>(bytes.data()) + at, state_length));
@@ -534,14 +543,7 @@ io::HistoryLayout decode_layout(const std::vector<std::byte>& bytes) {
 
 std::vector<std::byte> encode_report(const rc::BlockReport& r, const std::vector<std::byte>& state) {
   std::string bytes;
-  put(bytes, r.dropout_values);
-  put(bytes, r.live_set_changes);
-  put(bytes, r.unobservable_samples);
-  put(bytes, r.excluded_samples);
-  put<std::uint64_t>(bytes, r.channel_dropouts.size());
-  for (const auto v : r.channel_dropouts) put(bytes, v);
-  put_sum(bytes, r.noise_sq);
-  put(bytes, r.noise_dof);
+  put_report(bytes, r);
   std::vector<std::byte> out(bytes.size() + state.size());
   std::memcpy(out.data(), bytes.data(), bytes.size());
   std::memcpy(out.data() + bytes.size(), state.data(), state.size());
@@ -551,15 +553,7 @@ std::vector<std::byte> encode_report(const rc::BlockReport& r, const std::vector
 rc::BlockReport decode_report(const std::vector<std::byte>& bytes, std::size_t& state_at) {
   const std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   std::size_t at = 0;
-  rc::BlockReport r;
-  r.dropout_values = get<std::int64_t>(text, at);
-  r.live_set_changes = get<std::int64_t>(text, at);
-  r.unobservable_samples = get<std::int64_t>(text, at);
-  r.excluded_samples = get<std::int64_t>(text, at);
-  r.channel_dropouts.resize(get<std::uint64_t>(text, at));
-  for (auto& v : r.channel_dropouts) v = get<std::int64_t>(text, at);
-  r.noise_sq = get_sum(text, at);
-  r.noise_dof = get<std::int64_t>(text, at);
+  rc::BlockReport r = get_report(text, at);
   state_at = at;
   return r;
 }

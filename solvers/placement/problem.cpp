@@ -12,6 +12,7 @@
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/mesh.hpp"
+#include "vsense/io/modes_reader.hpp"
 #include "vsense/solvers/placement.hpp"
 
 namespace vsense::solvers::placement {
@@ -32,18 +33,6 @@ constexpr MethodName method_names[] = {
     {Method::min_variance, "min-variance"},
     {Method::two_phase, "two-phase"},
 };
-
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t\r");
-  if (begin == std::string::npos) return "";
-  const auto end = s.find_last_not_of(" \t\r");
-  return s.substr(begin, end - begin + 1);
-}
 
 }  // namespace
 
@@ -79,58 +68,20 @@ std::vector<std::size_t> resolve_node_selection(const io::ModesData& modes,
   std::unordered_map<std::int64_t, std::size_t> index_of;
   index_of.reserve(modes.n_nodes());
   for (std::size_t i = 0; i < modes.n_nodes(); ++i) index_of.emplace(modes.node_ids[i], i);
-
-  std::vector<std::size_t> out;
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(spec, ec)) {
-    std::ifstream in(spec);
-    if (!in) throw InputError(fmt::format("{}: cannot read the {} node list", spec, what));
-    std::string line;
-    int line_number = 0;
-    while (std::getline(in, line)) {
-      ++line_number;
-      const auto hash = line.find('#');
-      if (hash != std::string::npos) line.resize(hash);
-      const std::string text = trim(line);
-      if (text.empty()) continue;
-      std::size_t used = 0;
-      long long id = 0;
-      try {
-        id = std::stoll(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != text.size()) {
-        throw InputError(fmt::format("{}:{}: '{}' is not a node id", spec, line_number, text));
-      }
-      const auto it = index_of.find(id);
-      if (it == index_of.end()) {
-        throw InputError(
-            fmt::format("{}:{}: node {} is not in the model", spec, line_number, id));
-      }
-      out.push_back(it->second);
-    }
-  } else {
-    const auto set = modes.node_sets.find(upper(spec));
-    if (set == modes.node_sets.end()) {
-      std::vector<std::string> names;
-      for (const auto& [name, ids] : modes.node_sets) names.push_back(name);
-      throw InputError(fmt::format(
-          "{} '{}' is neither a node-list file nor a node set of the model (sets: {})", what,
-          spec, names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "))));
-    }
-    for (const std::int64_t id : set->second) {
-      const auto it = index_of.find(id);
-      if (it == index_of.end()) {
-        throw InputError(fmt::format("node set {} names node {}, which has no mode data",
-                                     set->first, id));
-      }
-      out.push_back(it->second);
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  std::vector<std::string> names;
+  for (const auto& [name, ids] : modes.node_sets) names.push_back(name);
+  return io::resolve_node_spec(
+      spec, what,
+      [&](std::int64_t id) {
+        const auto it = index_of.find(id);
+        return it == index_of.end() ? std::int64_t{-1} : static_cast<std::int64_t>(it->second);
+      },
+      [&](const std::string& name) -> std::optional<std::vector<std::int64_t>> {
+        const auto set = modes.node_sets.find(name);
+        if (set == modes.node_sets.end()) return std::nullopt;
+        return set->second;
+      },
+      names, modes.source_file.empty() ? std::string("the modes file") : modes.source_file);
 }
 
 Problem make_problem(const io::ModesData& modes, const ProblemRequest& request) {

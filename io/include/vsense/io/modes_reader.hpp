@@ -4,12 +4,26 @@
 /// modal stresses of chosen modes at chosen nodes on demand, so that a stage needing a few
 /// sensor nodes or one hot-spot set of a 10^7-DOF model never holds the whole file.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace vsense::io {
+
+/// @brief Node indices (sorted, unique) of a node-list file (one id per line, `#` comments) or,
+/// when `spec` is not a file, of a node set: the rule every `--nodes`, `--candidates`, ... shares.
+/// @param[in] index_of a node id's index, or -1 when the model has no such node
+/// @param[in] set_ids the ids of the set of an upper-case name, or nullopt when there is none
+/// @param[in] set_names the model's sets, for the message; `source` names the model
+/// @throws InputError naming the file and line, or the set, of anything that is not a node.
+std::vector<std::size_t> resolve_node_spec(
+    const std::string& spec, const std::string& what,
+    const std::function<std::int64_t(std::int64_t)>& index_of,
+    const std::function<std::optional<std::vector<std::int64_t>>(const std::string&)>& set_ids,
+    const std::vector<std::string>& set_names, const std::string& source);
 
 class ModesReader {
 public:
