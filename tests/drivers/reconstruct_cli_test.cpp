@@ -200,6 +200,19 @@ TEST_F(ReconstructCommand, BlockingAndRankCountDoNotChangeTheResults) {
     EXPECT_EQ(many.damage, one.damage) << ranks << " ranks";
     EXPECT_EQ(many.cycles, one.cycles) << ranks << " ranks";
   }
+  // Histories: every rank writes its own rows of the same file; the bytes equal one rank's.
+  r = run_vsense("reconstruct " + q(modes()) + " " + archives() + common + " --history --out " +
+                 q(out.file("history1.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_command(vsense::test::mpi_launcher(3) + " " + VSENSE_BINARY + " reconstruct " +
+                  q(modes()) + " " + archives() + common + " --history --out " +
+                  q(out.file("history3.h5")));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const vsense::io::hdf5::File h1(out.file("history1.h5"), vsense::io::hdf5::File::Mode::read);
+  const vsense::io::hdf5::File h3(out.file("history3.h5"), vsense::io::hdf5::File::Mode::read);
+  for (const char* dataset : {"/results/modal_coordinates", "/results/displacement", "/results/stress"}) {
+    EXPECT_EQ(h3.read_double(dataset), h1.read_double(dataset)) << dataset;
+  }
 }
 
 TEST_F(ReconstructCommand, KilledRunResumesToTheSameResults) {
