@@ -12,7 +12,15 @@
 
 namespace vsense::solvers {
 
+/// Where the eigen-solve (and the modal stresses) run.
+enum class ModalBackend {
+  cpu,    ///< block shift-invert Lanczos on a CHOLMOD factor (the reference)
+  cuda,   ///< on a CUDA device (dense cuSOLVER for small models)
+  slepc,  ///< PETSc/SLEPc Krylov-Schur with MUMPS Cholesky, distributed over the MPI ranks
+};
+
 struct ModalAnalysisOptions {
+  ModalBackend backend = ModalBackend::cpu;
   int n_modes = 10;  ///< modes wanted (with fmax_hz: the first batch size)
   /// When > 0: return every mode below this frequency (the request grows until one mode above
   /// it is found); n_modes is then the starting size.
