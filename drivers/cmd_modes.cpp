@@ -1,4 +1,4 @@
-// vsense modes MODEL.inp --modes M [--fmax HZ] --out modes.h5 [--backend auto|cpu|cuda]
+// vsense modes MODEL.inp --modes M [--fmax HZ] --out modes.h5 [--backend auto|cpu|cuda|slepc]
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -38,7 +38,11 @@ void register_modes(CLI::App& app, CommonOptions& common) {
   cmd->add_option("--fmax", args->fmax_hz, "Return every mode below this frequency [Hz]")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out,-o", args->out, "Output modes file (HDF5)")->required();
-  cmd->add_option("--backend", args->backend, "auto|cpu|cuda (auto: GPU when present)")
+  cmd->add_option("--backend", args->backend,
+                  "auto|cpu|cuda|slepc. auto: GPU when present; under mpirun with several "
+                  "ranks, slepc. slepc: PETSc/SLEPc Krylov-Schur on a MUMPS Cholesky factor, "
+                  "distributed over the MPI ranks (PETSC_OPTIONS reaches its -eps_/-st_ options)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda", "slepc"}))
       ->capture_default_str();
   cmd->add_option("--units", args->units,
                   "Units the .inp is written in: SI (m, kg, s) or mm-t-s (mm, tonne, s)")

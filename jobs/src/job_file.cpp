@@ -359,7 +359,9 @@ void read_modes(Section& s, JobSpec& job) {
   if (const auto v = s.number("fmax_hz", 0.0, HUGE_VAL, true)) m.fmax_hz = *v;
   if (const auto v = s.number("shift")) m.shift = *v;
   if (const auto v = s.boolean("sturm_check")) m.sturm_check = *v;
-  if (const auto v = s.choice("backend", {"auto", "cpu", "cuda"})) job.modes_backend = *v;
+  if (const auto v = s.choice("backend", {"auto", "cpu", "cuda", "slepc"})) {
+    job.modes_backend = *v;
+  }
   s.reject_unknown_keys();
 }
 

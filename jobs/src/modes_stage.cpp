@@ -1,4 +1,5 @@
-// The modes stage: model -> modes file (+ XDMF), serial on rank 0.
+// The modes stage: model -> modes file (+ XDMF); serial on rank 0, or distributed over all
+// ranks on the SLEPc backend.
 #include "vsense/jobs/modes_stage.hpp"
 
 #include <fmt/format.h>
@@ -14,10 +15,41 @@
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/executor.hpp"
 #include "vsense/model/inp_reader.hpp"
+#include "vsense/solvers/slepc.hpp"
 
 namespace vsense::jobs {
 
 namespace {
+
+/// Logs the modes, writes the modes file and its XDMF companion, completes the summary.
+void write_outputs(const ModesRequest& request, io::ModesData& data,
+                   std::chrono::steady_clock::time_point start, ModesSummary& summary) {
+  data.units = request.units;
+  data.source_file = request.model_path;
+  data.source_sha256 = io::sha256_file(request.model_path);
+  summary.frequencies_hz = data.frequencies_hz;
+  summary.residuals = data.residuals;
+  for (std::size_t i = 0; i < data.frequencies_hz.size(); ++i) {
+    spdlog::info("mode {:4d}: {:14.6f} Hz  residual {:.2e}", i + 1, data.frequencies_hz[i],
+                 data.residuals[i]);
+  }
+
+  const auto step = std::chrono::steady_clock::now();
+  io::write_modes(request.out_path, data);
+  if (data.n_cells > 0 && request.xdmf_path != "-") {
+    summary.xdmf_path =
+        request.xdmf_path.empty()
+            ? std::filesystem::path(request.out_path).replace_extension(".xdmf").string()
+            : request.xdmf_path;
+    io::write_modes_xdmf(summary.xdmf_path, request.out_path, data);
+  }
+  summary.write_seconds = seconds_since(step);
+  summary.total_seconds = seconds_since(start);
+  summary.peak_memory_bytes = peak_memory_bytes();
+  spdlog::info("wrote {} ({} modes) in {:.2f} s total, peak memory {:.0f} MiB", request.out_path,
+               data.n_modes(), summary.total_seconds,
+               static_cast<double>(summary.peak_memory_bytes) / (1024.0 * 1024.0));
+}
 
 void compute_modes(const ModesRequest& request, ModesSummary& summary) {
   const auto start = std::chrono::steady_clock::now();
@@ -39,31 +71,46 @@ void compute_modes(const ModesRequest& request, ModesSummary& summary) {
                summary.read_seconds);
 
   io::ModesData data = solvers::modal_analysis(model, request.options, &summary.report);
-  data.units = request.units;
-  data.source_file = request.model_path;
-  data.source_sha256 = io::sha256_file(request.model_path);
-  summary.frequencies_hz = data.frequencies_hz;
-  summary.residuals = data.residuals;
-  for (std::size_t i = 0; i < data.frequencies_hz.size(); ++i) {
-    spdlog::info("mode {:4d}: {:14.6f} Hz  residual {:.2e}", i + 1, data.frequencies_hz[i],
-                 data.residuals[i]);
-  }
+  write_outputs(request, data, start, summary);
+}
 
-  step = std::chrono::steady_clock::now();
-  io::write_modes(request.out_path, data);
-  if (data.n_cells > 0 && request.xdmf_path != "-") {
-    summary.xdmf_path =
-        request.xdmf_path.empty()
-            ? std::filesystem::path(request.out_path).replace_extension(".xdmf").string()
-            : request.xdmf_path;
-    io::write_modes_xdmf(summary.xdmf_path, request.out_path, data);
-  }
-  summary.write_seconds = seconds_since(step);
-  summary.total_seconds = seconds_since(start);
-  summary.peak_memory_bytes = peak_memory_bytes();
-  spdlog::info("wrote {} ({} modes) in {:.2f} s total, peak memory {:.0f} MiB", request.out_path,
-               data.n_modes(), summary.total_seconds,
-               static_cast<double>(summary.peak_memory_bytes) / (1024.0 * 1024.0));
+/// The SLEPc backend: every rank takes part in the factorisation and the iteration; rank 0
+/// reads the model, recovers the stresses and writes.
+void compute_modes_slepc(const ModesRequest& request, ModesSummary& summary,
+                         const cluster::Communicator& comm) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string description;
+  cluster::collectively(comm, [&] { description = solvers::slepc_description(); });
+  summary.backend = "slepc (" + description + ")";
+  if (comm.is_root()) spdlog::info("backend: {}", summary.backend);
+
+  model::Model model;
+  cluster::collectively(comm, [&] {
+    if (!comm.is_root()) return;
+    const auto step = std::chrono::steady_clock::now();
+    spdlog::info("reading {}", request.model_path);
+    model = model::read_inp(request.model_path);
+    summary.read_seconds = seconds_since(step);
+    summary.n_nodes = static_cast<std::int64_t>(model.n_nodes());
+    summary.n_elements = static_cast<std::int64_t>(model.n_elements());
+    spdlog::info("model: {} nodes, {} elements ({:.2f} s)", summary.n_nodes, summary.n_elements,
+                 summary.read_seconds);
+  });
+  solvers::Collective collective;
+  collective.root = comm.is_root();
+  collective.agree = [&comm](std::exception_ptr failure) { comm.agree(failure); };
+  io::ModesData data = solvers::modal_analysis_slepc(comm.is_root() ? &model : nullptr,
+                                                     request.options, collective,
+                                                     &summary.report);
+  cluster::collectively(comm, [&] {
+    if (comm.is_root()) write_outputs(request, data, start, summary);
+  });
+}
+
+/// Whether the request runs on the SLEPc backend: asked for, or `auto` with several ranks.
+bool uses_slepc(const ModesRequest& request, const cluster::Communicator& comm) {
+  if (request.backend == "slepc") return true;
+  return request.backend == "auto" && comm.size() > 1 && solvers::slepc_compiled();
 }
 
 }  // namespace
@@ -73,6 +120,15 @@ ModesSummary run_modes(const ModesRequest& request, const cluster::Communicator&
   summary.model_path = request.model_path;
   summary.out_path = request.out_path;
   summary.ranks = comm.size();
+  if (uses_slepc(request, comm)) {
+    compute_modes_slepc(request, summary, comm);
+    return summary;
+  }
+  if (comm.size() > 1 && comm.is_root()) {
+    spdlog::info("the {} modal solver runs on rank 0; the other {} rank{} wait (--backend "
+                 "slepc distributes the solve)",
+                 request.backend, comm.size() - 1, comm.size() == 2 ? "" : "s");
+  }
   on_root(comm, [&] { compute_modes(request, summary); });
   return summary;
 }

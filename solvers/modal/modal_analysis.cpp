@@ -11,6 +11,7 @@
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/mesh.hpp"
 #include "vsense/solvers/sturm.hpp"
+#include "modal_internal.hpp"
 
 namespace vsense::solvers {
 
@@ -22,6 +23,71 @@ double frequency_hz(double eigenvalue) {
   return std::sqrt(std::max(eigenvalue, 0.0)) / (2.0 * std::numbers::pi);
 }
 }  // namespace
+
+namespace detail {
+
+int accepted_modes(const ModalResult& result, const ModalAnalysisOptions& options) {
+  int m = static_cast<int>(result.eigenvalues.size());
+  if (options.fmax_hz > 0.0) {
+    int below = 0;
+    while (below < m && frequency_hz(result.eigenvalues(below)) <= options.fmax_hz) ++below;
+    m = below;
+    if (m == 0) {
+      throw InputError(fmt::format("no mode lies below --fmax {} Hz (lowest is {:.6g} Hz)",
+                                   options.fmax_hz, frequency_hz(result.eigenvalues(0))));
+    }
+  }
+  // ||K x|| of a rigid-body mode is round-off, so its relative residual measures nothing; the
+  // solver's own backward-error and orthonormality checks cover those modes. Modes count as
+  // rigid below 1e-6 of the highest returned eigenvalue (1e-3 of its frequency).
+  const double rigid_limit = 1e-6 * std::abs(result.eigenvalues(result.eigenvalues.size() - 1));
+  for (int i = 0; i < m; ++i) {
+    if (std::abs(result.eigenvalues(i)) <= rigid_limit) continue;
+    if (!(result.residuals(i) <= options.max_residual)) {
+      throw NumericalError(fmt::format(
+          "mode {} ({:.6g} Hz) has relative residual {:.3g} above the limit {:.1g}", i + 1,
+          frequency_hz(result.eigenvalues(i)), result.residuals(i), options.max_residual));
+    }
+  }
+
+  return m;
+}
+
+io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
+                         const ModalResult& result, int m, ModalAnalysisReport& rep) {
+  auto start = std::chrono::steady_clock::now();
+  io::ModesData data;
+  const std::size_t n_nodes = model.n_nodes();
+  data.node_ids = model.node_ids;
+  data.coordinates.resize(3 * n_nodes);
+  for (std::size_t i = 0; i < n_nodes; ++i) {
+    for (int d = 0; d < 3; ++d) data.coordinates[3 * i + d] = model.coordinates[i][d];
+  }
+  data.topology = model::xdmf_mixed_topology(model, data.n_cells);
+  for (const auto& [name, members] : model.node_sets) {
+    auto& ids = data.node_sets[name];
+    ids.reserve(members.size());
+    for (const auto index : members) ids.push_back(model.node_ids[index]);
+  }
+  data.eigenvalues.resize(m);
+  data.frequencies_hz.resize(m);
+  data.residuals.resize(m);
+  data.shapes.resize(static_cast<std::size_t>(m) * n_nodes * 3);
+  data.nodal_stress.resize(static_cast<std::size_t>(m) * n_nodes * 6);
+  for (int i = 0; i < m; ++i) {
+    data.eigenvalues[i] = result.eigenvalues(i);
+    data.frequencies_hz[i] = frequency_hz(result.eigenvalues(i));
+    data.residuals[i] = result.residuals(i);
+    double* shape = data.shapes.data() + static_cast<std::size_t>(i) * n_nodes * 3;
+    model::expand_to_nodes(dofs, result.vectors.col(i).data(), shape);
+    model::nodal_stress(model, shape,
+                        data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
+  }
+  rep.stress_seconds = seconds_since(start);
+  return data;
+}
+
+}  // namespace detail
 
 io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptions& options,
                              ModalAnalysisReport* report) {
@@ -93,28 +159,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     solver_options.n_modes *= 2;
   }
 
-  int m = static_cast<int>(result.eigenvalues.size());
-  if (options.fmax_hz > 0.0) {
-    int below = 0;
-    while (below < m && frequency_hz(result.eigenvalues(below)) <= options.fmax_hz) ++below;
-    m = below;
-    if (m == 0) {
-      throw InputError(fmt::format("no mode lies below --fmax {} Hz (lowest is {:.6g} Hz)",
-                                   options.fmax_hz, frequency_hz(result.eigenvalues(0))));
-    }
-  }
-  // ||K x|| of a rigid-body mode is round-off, so its relative residual measures nothing; the
-  // solver's own backward-error and orthonormality checks cover those modes. Modes count as
-  // rigid below 1e-6 of the highest returned eigenvalue (1e-3 of its frequency).
-  const double rigid_limit = 1e-6 * std::abs(result.eigenvalues(result.eigenvalues.size() - 1));
-  for (int i = 0; i < m; ++i) {
-    if (std::abs(result.eigenvalues(i)) <= rigid_limit) continue;
-    if (!(result.residuals(i) <= options.max_residual)) {
-      throw NumericalError(fmt::format(
-          "mode {} ({:.6g} Hz) has relative residual {:.3g} above the limit {:.1g}", i + 1,
-          frequency_hz(result.eigenvalues(i)), result.residuals(i), options.max_residual));
-    }
-  }
+  const int m = detail::accepted_modes(result, options);
 
   if (options.sturm_check && result.regularisation > 0.0) {
     // The inertia of a singular pencil counts its common null space with arbitrary signs.
@@ -136,36 +181,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     rep.sturm_count = count.below;
   }
 
-  start = std::chrono::steady_clock::now();
-  io::ModesData data;
-  const std::size_t n_nodes = model.n_nodes();
-  data.node_ids = model.node_ids;
-  data.coordinates.resize(3 * n_nodes);
-  for (std::size_t i = 0; i < n_nodes; ++i) {
-    for (int d = 0; d < 3; ++d) data.coordinates[3 * i + d] = model.coordinates[i][d];
-  }
-  data.topology = model::xdmf_mixed_topology(model, data.n_cells);
-  for (const auto& [name, members] : model.node_sets) {
-    auto& ids = data.node_sets[name];
-    ids.reserve(members.size());
-    for (const auto index : members) ids.push_back(model.node_ids[index]);
-  }
-  data.eigenvalues.resize(m);
-  data.frequencies_hz.resize(m);
-  data.residuals.resize(m);
-  data.shapes.resize(static_cast<std::size_t>(m) * n_nodes * 3);
-  data.nodal_stress.resize(static_cast<std::size_t>(m) * n_nodes * 6);
-  for (int i = 0; i < m; ++i) {
-    data.eigenvalues[i] = result.eigenvalues(i);
-    data.frequencies_hz[i] = frequency_hz(result.eigenvalues(i));
-    data.residuals[i] = result.residuals(i);
-    double* shape = data.shapes.data() + static_cast<std::size_t>(i) * n_nodes * 3;
-    model::expand_to_nodes(dofs, result.vectors.col(i).data(), shape);
-    model::nodal_stress(model, shape,
-                        data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
-  }
-  rep.stress_seconds = seconds_since(start);
-  return data;
+  return detail::modes_data(model, dofs, result, m, rep);
 }
 
 }  // namespace vsense::solvers

@@ -9,8 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "vsense/io/modes_file.hpp"
 #include "vsense/model/assembly.hpp"
+#include "vsense/model/model.hpp"
 #include "vsense/solvers/modal.hpp"
+#include "vsense/solvers/modal_analysis.hpp"
 
 struct cholmod_common_struct;
 struct cholmod_factor_struct;
@@ -187,5 +190,15 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
 /// The block path (block_lanczos.cpp).
 ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                      const ModalOptions& options, double sigma);
+
+/// The modes a modal analysis returns: with fmax_hz, those at or below it (InputError when none
+/// is); every flexible one must meet options.max_residual (NumericalError names the first that
+/// does not). Returns their count.
+int accepted_modes(const ModalResult& result, const ModalAnalysisOptions& options);
+
+/// The modes-file contents for the first m modes of `result`: shapes on all nodes, nodal modal
+/// stresses (timed into rep.stress_seconds), mesh and node sets.
+io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
+                         const ModalResult& result, int m, ModalAnalysisReport& rep);
 
 }  // namespace vsense::solvers::detail

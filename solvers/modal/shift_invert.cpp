@@ -2,7 +2,7 @@
 // right-hand sides, through a supernodal CHOLMOD LL^T (shifts below the spectrum) or a MUMPS
 // LDL^T (any shift; its inertia is the Sturm count at the shift).
 #include <cholmod.h>
-#include <dmumps_c.h>
+#include "sequential_mumps.hpp"
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -318,7 +318,7 @@ struct MumpsShiftInvert::State {
   ~State() {
     if (initialised) {
       id.job = -2;
-      dmumps_c(&id);
+      detail::sequential_dmumps()(&id);
     }
   }
 };
@@ -349,7 +349,7 @@ MumpsShiftInvert::MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMa
   id.par = 1;   // the host takes part in the factorisation
   id.sym = 2;   // general symmetric: LDL^T with pivoting
   id.comm_fortran = -987654;  // MUMPS's "use MPI_COMM_WORLD" (the sequential stub)
-  dmumps_c(&id);
+  detail::sequential_dmumps()(&id);
   if (id.infog[0] < 0) {
     throw NumericalError(fmt::format("modal solver: MUMPS initialisation failed (INFOG(1) = {})",
                                      id.infog[0]));
@@ -379,7 +379,7 @@ MumpsShiftInvert::MumpsShiftInvert(const SparseMatrix& stiffness, const SparseMa
   for (int relaxation : {25, 100, 400}) {
     id.icntl[13] = relaxation;  // ICNTL(14): % increase of the estimated working space
     id.job = 4;                 // analysis + factorisation
-    dmumps_c(&id);
+    detail::sequential_dmumps()(&id);
     if (id.infog[0] != -9 && id.infog[0] != -8) break;
   }
   if (id.infog[0] < 0) {
@@ -420,7 +420,7 @@ void MumpsShiftInvert::solve(const double* in, double* out, Eigen::Index ncols) 
   id.lrhs = static_cast<MUMPS_INT>(n);
   id.rhs = out;
   id.job = 3;
-  dmumps_c(&id);
+  detail::sequential_dmumps()(&id);
   if (id.infog[0] < 0) {
     throw NumericalError(fmt::format("modal solver: MUMPS solve failed (INFOG(1) = {}, INFOG(2) "
                                      "= {}; n = {}, {})",

@@ -1,11 +1,12 @@
 #include "vsense/solvers/sturm.hpp"
 
-#include <dmumps_c.h>
+#include "sequential_mumps.hpp"
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -23,7 +24,7 @@ public:
     id_.par = 1;   // the host takes part in the factorisation
     id_.sym = 2;   // general symmetric: LDL^T with pivoting
     id_.comm_fortran = -987654;  // MUMPS's "use MPI_COMM_WORLD" (the sequential stub)
-    dmumps_c(&id_);
+    detail::sequential_dmumps()(&id_);
     if (id_.infog[0] < 0) {
       throw NumericalError(fmt::format("Sturm count: MUMPS initialisation failed (INFOG(1) = {})",
                                        id_.infog[0]));
@@ -42,7 +43,7 @@ public:
   ~MumpsLdlt() {
     if (initialised_) {
       id_.job = -2;
-      dmumps_c(&id_);
+      detail::sequential_dmumps()(&id_);
     }
   }
   DMUMPS_STRUC_C& get() noexcept { return id_; }
@@ -100,14 +101,14 @@ SturmCount sturm_count(const model::SparseMatrix& stiffness, const model::Sparse
   // retry with more relaxation, as its manual advises.
   const auto analysis_start = std::chrono::steady_clock::now();
   id.job = 1;
-  dmumps_c(&id);
+  detail::sequential_dmumps()(&id);
   const double analysis_seconds = std::chrono::duration<double>(
       std::chrono::steady_clock::now() - analysis_start).count();
   if (id.infog[0] >= 0) {
     for (int relaxation : {25, 100, 400}) {
       id.icntl[13] = relaxation;  // ICNTL(14): % increase of the estimated working space
       id.job = 2;
-      dmumps_c(&id);
+      detail::sequential_dmumps()(&id);
       if (id.infog[0] != -9 && id.infog[0] != -8) break;
       spdlog::debug("Sturm count: MUMPS workspace too small at {}%, retrying", relaxation);
     }
@@ -143,6 +144,13 @@ SturmCount check_completeness(const model::SparseMatrix& stiffness,
                               const model::SparseMatrix& mass, const double* eigenvalues,
                               std::int64_t n_eigenvalues,
                               const std::vector<std::int64_t>* ordering) {
+  return check_completeness(eigenvalues, n_eigenvalues, [&](double sigma) {
+    return sturm_count(stiffness, mass, sigma, ordering);
+  });
+}
+
+SturmCount check_completeness(const double* eigenvalues, std::int64_t n_eigenvalues,
+                              const std::function<SturmCount(double sigma)>& count_below) {
   if (n_eigenvalues <= 0) throw InputError("completeness check of an empty set of modes");
   double scale = 1.0;  // (rad/s)^2; keeps the offset meaningful when only rigid modes are found
   for (std::int64_t i = 0; i < n_eigenvalues; ++i) scale = std::max(scale, std::abs(eigenvalues[i]));
@@ -154,13 +162,13 @@ SturmCount check_completeness(const model::SparseMatrix& stiffness,
   for (std::int64_t i = 0; i < n_eigenvalues; ++i) returned_below += eigenvalues[i] < sigma;
   SturmCount count;
   try {
-    count = sturm_count(stiffness, mass, sigma, ordering);
+    count = count_below(sigma);
   } catch (const NumericalError&) {
     // sigma landed on an eigenvalue (to working precision): step a little further down.
     sigma = top - 1e-5 * scale;
     returned_below = 0;
     for (std::int64_t i = 0; i < n_eigenvalues; ++i) returned_below += eigenvalues[i] < sigma;
-    count = sturm_count(stiffness, mass, sigma, ordering);
+    count = count_below(sigma);
   }
   const auto hz = [](double lambda) { return std::sqrt(std::max(lambda, 0.0)) / (2.0 * M_PI); };
   if (count.below != returned_below) {

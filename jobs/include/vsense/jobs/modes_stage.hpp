@@ -16,7 +16,9 @@ struct ModesRequest {
   std::string out_path;         ///< vsense-modes file
   std::string xdmf_path;        ///< empty: OUT with .xdmf (when the mesh has solid cells); "-": none
   std::string units = "SI";     ///< units the .inp is written in (SI or mm-t-s)
-  std::string backend = "auto"; ///< auto|cpu|cuda (the modal solver runs on the CPU for now)
+  /// auto|cpu|cuda|slepc; auto: slepc under mpirun with several ranks (when built), else the
+  /// device when present, else cpu
+  std::string backend = "auto";
   solvers::ModalAnalysisOptions options;
 };
 
@@ -34,8 +36,8 @@ struct ModesSummary {
 };
 
 /// @brief Reads the model, computes the modes, writes the modes file; logs progress.
-/// Collective over `comm`: the modal solver is serial, so rank 0 computes and writes while the
-/// other ranks wait. The summary is complete on rank 0; the others get the paths and ranks.
+/// Collective over `comm`: on the SLEPc backend every rank takes part in the solve; otherwise the
+/// modal solver is serial, so rank 0 computes while the other ranks wait. Rank 0 writes. The summary is complete on rank 0; the others get the paths and ranks.
 /// @throws InputError (model, request), NumericalError (a check failed), IoError, NotCompiled
 ///         (a backend the modal solver does not have), on every rank.
 ModesSummary run_modes(const ModesRequest& request, const cluster::Communicator& comm);

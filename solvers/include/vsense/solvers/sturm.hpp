@@ -2,6 +2,7 @@
 /// @file sturm.hpp
 /// @brief Sturm-sequence count: how many eigenvalues of K x = lambda M x lie below a shift.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "vsense/model/assembly.hpp"
@@ -36,5 +37,11 @@ SturmCount check_completeness(const model::SparseMatrix& stiffness,
                               const model::SparseMatrix& mass, const double* eigenvalues,
                               std::int64_t n_eigenvalues,
                               const std::vector<std::int64_t>* ordering = nullptr);
+
+/// @brief As above with any way of counting: `count_below(sigma)` returns the eigenvalues below
+/// sigma and throws NumericalError when sigma lies on an eigenvalue (the check then moves it).
+/// The distributed backend counts with its own factorisation through this.
+SturmCount check_completeness(const double* eigenvalues, std::int64_t n_eigenvalues,
+                              const std::function<SturmCount(double sigma)>& count_below);
 
 }  // namespace vsense::solvers
