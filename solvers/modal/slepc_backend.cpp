@@ -30,6 +30,7 @@ struct Plugin {
   decltype(&vsense_slepc_create) create = nullptr;
   decltype(&vsense_slepc_solve) solve = nullptr;
   decltype(&vsense_slepc_inertia) inertia = nullptr;
+  decltype(&vsense_slepc_size) size = nullptr;
   decltype(&vsense_slepc_destroy) destroy = nullptr;
   decltype(&vsense_slepc_describe) describe = nullptr;
 };
@@ -90,6 +91,7 @@ const Plugin& plugin() {
     loaded.create = reinterpret_cast<decltype(loaded.create)>(symbol("vsense_slepc_create"));
     loaded.solve = reinterpret_cast<decltype(loaded.solve)>(symbol("vsense_slepc_solve"));
     loaded.inertia = reinterpret_cast<decltype(loaded.inertia)>(symbol("vsense_slepc_inertia"));
+    loaded.size = reinterpret_cast<decltype(loaded.size)>(symbol("vsense_slepc_size"));
     loaded.destroy = reinterpret_cast<decltype(loaded.destroy)>(symbol("vsense_slepc_destroy"));
     loaded.describe = reinterpret_cast<decltype(loaded.describe)>(symbol("vsense_slepc_describe"));
     if (failure.empty() && loaded.api_version() != VSENSE_SLEPC_API_VERSION) {
@@ -173,30 +175,197 @@ std::string slepc_description() {
   return text;
 }
 
+namespace {
+
+/// Runs `step` on this rank and agrees on its outcome with all ranks.
+template <class Step>
+void agree_on(const Collective& collective, Step&& step) {
+  std::exception_ptr failure;
+  try {
+    step();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  collective.agree(failure);
+}
+
+}  // namespace
+
+ModalResult solve_lowest_modes_slepc(const model::SparseMatrix* stiffness,
+                                     const model::SparseMatrix* mass, const ModalOptions& options,
+                                     bool certify, const Collective& collective) {
+  const Plugin* api = nullptr;
+  agree_on(collective, [&] { api = &plugin(); });
+
+  Pencil pencil;
+  double target = 0.0;
+  std::int64_t n = -1;
+  agree_on(collective, [&] {
+    if (!collective.root) return;
+    n = stiffness->rows();
+    if (n == 0) throw InputError("the model has no free degree of freedom");
+    if (!std::isfinite(options.upper) && (options.n_modes < 1 || options.n_modes >= n)) {
+      throw InputError(fmt::format("{} modes requested from {} equations: the SLEPc backend "
+                                   "returns at least 1 and fewer than all",
+                                   options.n_modes, n));
+    }
+    if (std::isinf(options.shift)) throw InputError("modal solver: the shift must be finite");
+    target = std::isnan(options.shift) ? detail::automatic_shift(*stiffness, *mass)
+                                       : options.shift;
+    pencil = common_pattern(*stiffness, *mass);
+  });
+
+  char error[2048] = "";
+  vsense_slepc_pencil input{};
+  input.n = collective.root ? n : -1;
+  input.row_ptr = pencil.row_ptr.data();
+  input.columns = pencil.columns.data();
+  input.stiffness = pencil.stiffness.data();
+  input.mass = pencil.mass.data();
+  input.log = log_line;
+  vsense_slepc_problem* raw = nullptr;
+  agree_on(collective, [&] {
+    if (api->create(&input, &raw, error, sizeof error) != 0) {
+      throw NumericalError(fmt::format("SLEPc backend: {}", error));
+    }
+  });
+  const std::unique_ptr<vsense_slepc_problem, decltype(api->destroy)> problem(raw, api->destroy);
+  pencil = Pencil{};  // the ranks hold their rows now
+  n = api->size(problem.get());
+
+  ModalResult result;
+  result.method = "krylov-schur";
+  double counting_seconds = 0.0;
+  // The Sturm count of the distributed pencil. The counts are global (the same on all ranks),
+  // so a zero pivot throws on every rank alike and check_completeness moves sigma everywhere.
+  const auto count_below = [&](double sigma) {
+    SturmCount count;
+    std::int64_t zero = 0;
+    agree_on(collective, [&] {
+      if (api->inertia(problem.get(), sigma, &count.below, &zero, &count.seconds, error,
+                       sizeof error) != 0) {
+        throw NumericalError(fmt::format("SLEPc backend: Sturm count: {}", error));
+      }
+    });
+    counting_seconds += count.seconds;
+    if (zero > 0) {
+      throw NumericalError(fmt::format(
+          "Sturm count: K - sigma M is singular at sigma = {:.10g} (rad/s)^2 ({} null pivots)",
+          sigma, zero));
+    }
+    count.sigma = sigma;
+    return count;
+  };
+
+  // Every mode below `upper`: the count there says how many to ask for.
+  int n_modes = options.n_modes;
+  if (std::isfinite(options.upper)) {
+    double upper = options.upper;
+    SturmCount count;
+    try {
+      count = count_below(upper);
+    } catch (const NumericalError&) {
+      upper *= 1.0 + 1e-9;  // on an eigenvalue: count it as below
+      count = count_below(upper);
+    }
+    if (count.below == 0) {
+      throw InputError(fmt::format("no mode lies below {:.6g} Hz (the Sturm count there is 0)",
+                                   std::sqrt(std::max(upper, 0.0)) / (2.0 * std::numbers::pi)));
+    }
+    agree_on(collective, [&] {
+      if (collective.root && count.below >= n) {
+        throw InputError(fmt::format("all {} modes lie below the bound: the SLEPc backend "
+                                     "returns fewer than all; lower it",
+                                     count.below));
+      }
+    });
+    n_modes = static_cast<int>(count.below);
+    spdlog::info("Sturm count: {} modes below {:.6g} Hz", n_modes,
+                 std::sqrt(std::max(upper, 0.0)) / (2.0 * std::numbers::pi));
+  }
+
+  // Krylov-Schur finds further copies of a repeated eigenvalue only through round-off, so a
+  // cluster can cost copies: the counts judge, and a missed copy sends the search out again for
+  // more pairs (the lowest are kept), at most twice.
+  const bool below_mode = std::isfinite(options.upper);
+  const std::int64_t wanted = n_modes;
+  std::int64_t asked = wanted;
+  vsense_slepc_report solved{};
+  for (int attempt = 0;; ++attempt) {
+    vsense_slepc_request request{};
+    request.n_modes = static_cast<int>(asked);
+    request.target = target;
+    request.tolerance = options.tolerance;
+    request.max_iterations = options.max_iterations;
+    request.subspace_size = attempt == 0 ? options.subspace_size : 0;
+    Eigen::VectorXd values(asked);
+    Eigen::MatrixXd vectors;
+    if (collective.root) vectors.resize(n, asked);
+    StoreTarget store{&values, collective.root ? &vectors : nullptr,
+                      static_cast<Eigen::Index>(std::max<std::int64_t>(n, 0))};
+    agree_on(collective, [&] {
+      if (api->solve(problem.get(), &request, store_pair, &store, &solved, error,
+                     sizeof error) != 0) {
+        throw NumericalError(fmt::format("SLEPc backend: {}", error));
+      }
+    });
+    result.factor_seconds += solved.factor_seconds;
+    result.solve_seconds += solved.solve_seconds;
+    result.iterations += solved.iterations;
+    spdlog::info("SLEPc Krylov-Schur on {} rank{}: {} modes, {} restarts, factor {:.2f} s, "
+                 "solve {:.2f} s",
+                 solved.ranks, solved.ranks == 1 ? "" : "s", asked, solved.iterations,
+                 solved.factor_seconds, solved.solve_seconds);
+    // The lowest `wanted` (ascending already), or those below the bound.
+    std::int64_t kept = std::min(wanted, asked);
+    if (below_mode) {
+      kept = 0;
+      while (kept < asked && values[kept] < options.upper) ++kept;
+    }
+    result.eigenvalues = values.head(kept);
+    if (collective.root) result.vectors = vectors.leftCols(kept);
+    bool complete = kept == wanted;
+    std::string why;
+    if (complete && certify) {
+      try {
+        const SturmCount count =
+            check_completeness(result.eigenvalues.data(), kept, count_below);
+        result.certified.assign(1, {count.sigma, count.below});
+      } catch (const NumericalError& e) {
+        complete = false;
+        why = e.what();
+      }
+    } else if (!complete) {
+      why = fmt::format("{} modes lie below the bound but {} were found there", wanted, kept);
+    }
+    if (complete) break;
+    const std::int64_t more = std::min<std::int64_t>(n - 1, asked + std::max<std::int64_t>(8, asked / 2));
+    if (attempt == 2 || more <= asked) throw NumericalError(why);
+    spdlog::warn("{} (a repeated eigenvalue missed): searching again for {} pairs", why, more);
+    asked = more;
+  }
+  result.factor_nonzeros = static_cast<std::int64_t>(solved.factor_nonzeros);
+  result.block_size = 1;
+
+  result.factor_seconds += counting_seconds;  // as the CPU path books its counts
+
+  agree_on(collective, [&] {
+    if (!collective.root) return;
+    detail::finish_result(*stiffness, *mass, target, options, result);
+  });
+  return result;
+}
+
 io::ModesData modal_analysis_slepc(const model::Model* model,
                                    const ModalAnalysisOptions& options,
                                    const Collective& collective, ModalAnalysisReport* report) {
   ModalAnalysisReport local_report;
   ModalAnalysisReport& rep = report ? *report : local_report;
-  const auto agree_on = [&](auto&& step) {
-    std::exception_ptr failure;
-    try {
-      step();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    collective.agree(failure);
-  };
-
-  const Plugin* api = nullptr;
-  agree_on([&] { api = &plugin(); });
 
   // Rank 0 assembles the pencil.
   model::DofMap dofs;
   model::SystemMatrices system;
-  Pencil pencil;
-  double target = 0.0;
-  agree_on([&] {
+  agree_on(collective, [&] {
     if (!collective.root) return;
     if (options.n_modes < 1) {
       throw InputError(fmt::format("--modes must be at least 1 (got {})", options.n_modes));
@@ -209,118 +378,21 @@ io::ModesData modal_analysis_slepc(const model::Model* model,
     rep.assemble_seconds = detail::seconds_since(start);
     spdlog::info("assembled K and M: {} equations, {} nonzeros in {:.2f} s", dofs.n_equations,
                  system.stiffness.nonZeros(), rep.assemble_seconds);
-    if (dofs.n_equations == 0) throw InputError("the model has no free degree of freedom");
-    if (options.fmax_hz <= 0.0 && options.n_modes >= dofs.n_equations) {
-      throw InputError(fmt::format("{} modes requested but the model has only {} free DOFs "
-                                   "(the SLEPc backend returns fewer than all)",
-                                   options.n_modes, dofs.n_equations));
-    }
-    if (std::isinf(options.shift)) throw InputError("modal solver: the shift must be finite");
-    target = std::isnan(options.shift) ? detail::automatic_shift(system.stiffness, system.mass)
-                                       : options.shift;
-    pencil = common_pattern(system.stiffness, system.mass);
   });
 
-  char error[2048] = "";
-  vsense_slepc_pencil input{};
-  input.n = collective.root ? dofs.n_equations : -1;
-  input.row_ptr = pencil.row_ptr.data();
-  input.columns = pencil.columns.data();
-  input.stiffness = pencil.stiffness.data();
-  input.mass = pencil.mass.data();
-  input.log = log_line;
-  vsense_slepc_problem* raw = nullptr;
-  agree_on([&] {
-    if (api->create(&input, &raw, error, sizeof error) != 0) {
-      throw NumericalError(fmt::format("SLEPc backend: {}", error));
-    }
-  });
-  const std::unique_ptr<vsense_slepc_problem, decltype(api->destroy)> problem(raw, api->destroy);
-  pencil = Pencil{};  // the ranks hold their rows now
-
-  // The Sturm count of the distributed pencil. The counts are global (the same on all ranks),
-  // so a zero pivot throws on every rank alike and check_completeness moves sigma everywhere.
-  const auto count_below = [&](double sigma) {
-    SturmCount count;
-    std::int64_t zero = 0;
-    agree_on([&] {
-      if (api->inertia(problem.get(), sigma, &count.below, &zero, &count.seconds, error,
-                       sizeof error) != 0) {
-        throw NumericalError(fmt::format("SLEPc backend: Sturm count: {}", error));
-      }
-    });
-    if (zero > 0) {
-      throw NumericalError(fmt::format(
-          "Sturm count: K - sigma M is singular at sigma = {:.10g} (rad/s)^2 ({} null pivots)",
-          sigma, zero));
-    }
-    count.sigma = sigma;
-    rep.sturm_seconds += count.seconds;
-    return count;
-  };
-
-  // With --fmax the count at fmax says how many modes to ask for.
-  int n_modes = options.n_modes;
-  if (options.fmax_hz > 0.0) {
-    double upper = std::pow(2.0 * std::numbers::pi * options.fmax_hz, 2);
-    SturmCount count;
-    try {
-      count = count_below(upper);
-    } catch (const NumericalError&) {
-      upper *= 1.0 + 1e-9;  // fmax on an eigenvalue: count it as below
-      count = count_below(upper);
-    }
-    if (count.below == 0) {
-      throw InputError(fmt::format("no mode lies below --fmax {} Hz", options.fmax_hz));
-    }
-    agree_on([&] {
-      if (collective.root && count.below >= dofs.n_equations) {
-        throw InputError(fmt::format("every one of the {} modes lies below --fmax {} Hz: the "
-                                     "SLEPc backend returns fewer than all; lower --fmax",
-                                     count.below, options.fmax_hz));
-      }
-    });
-    n_modes = static_cast<int>(count.below);
-    spdlog::info("Sturm count at --fmax {} Hz: {} modes", options.fmax_hz, n_modes);
-  }
-
-  vsense_slepc_request request{};
-  request.n_modes = n_modes;
-  request.target = target;
-  request.tolerance = ModalOptions{}.tolerance;
-  request.max_iterations = ModalOptions{}.max_iterations;
-  ModalResult result;
-  result.method = "krylov-schur";
-  result.eigenvalues.resize(n_modes);
-  if (collective.root) result.vectors.resize(dofs.n_equations, n_modes);
-  StoreTarget store{&result.eigenvalues, collective.root ? &result.vectors : nullptr,
-                    static_cast<Eigen::Index>(dofs.n_equations)};
-  vsense_slepc_report solved{};
-  agree_on([&] {
-    if (api->solve(problem.get(), &request, store_pair, &store, &solved, error, sizeof error) != 0) {
-      throw NumericalError(fmt::format("SLEPc backend: {}", error));
-    }
-  });
-  result.factor_seconds = solved.factor_seconds;
-  result.solve_seconds = solved.solve_seconds;
-  result.factor_nonzeros = static_cast<std::int64_t>(solved.factor_nonzeros);
-  result.iterations = solved.iterations;
-  spdlog::info("SLEPc Krylov-Schur on {} rank{}: {} modes, {} restarts, factor {:.2f} s, solve "
-               "{:.2f} s",
-               solved.ranks, solved.ranks == 1 ? "" : "s", n_modes, solved.iterations,
-               solved.factor_seconds, solved.solve_seconds);
-
-  if (options.sturm_check) {
-    const SturmCount count = check_completeness(result.eigenvalues.data(), n_modes, count_below);
-    rep.sturm_count = count.below;
-  }
+  ModalOptions solver;
+  solver.n_modes = options.n_modes;
+  solver.shift = options.shift;
+  if (options.fmax_hz > 0.0) solver.upper = std::pow(2.0 * std::numbers::pi * options.fmax_hz, 2);
+  ModalResult result =
+      solve_lowest_modes_slepc(collective.root ? &system.stiffness : nullptr,
+                               collective.root ? &system.mass : nullptr, solver,
+                               options.sturm_check, collective);
+  if (!result.certified.empty()) rep.sturm_count = result.certified.back().below;
 
   io::ModesData data;
-  agree_on([&] {
+  agree_on(collective, [&] {
     if (!collective.root) return;
-    ModalOptions checks;
-    checks.n_modes = n_modes;
-    detail::finish_result(system.stiffness, system.mass, target, checks, result);
     const int m = detail::accepted_modes(result, options);
     data = detail::modes_data(*model, dofs, result, m, rep);
   });
@@ -328,8 +400,8 @@ io::ModesData modal_analysis_slepc(const model::Model* model,
   rep.factor_seconds = result.factor_seconds;
   rep.solve_seconds = result.solve_seconds;
   rep.factor_nonzeros = result.factor_nonzeros;
-  rep.method = fmt::format("krylov-schur (SLEPc, {} rank{})", solved.ranks,
-                           solved.ranks == 1 ? "" : "s");
+  rep.method = "krylov-schur (SLEPc)";
+  rep.block_size = 1;
   rep.restarts = result.iterations;
   return data;
 }

@@ -13,7 +13,9 @@
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
+#include "vsense/model/genset.hpp"
 #include "vsense/solvers/modal_analysis.hpp"
+#include "vsense/solvers/slepc.hpp"
 #include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
@@ -563,6 +565,142 @@ TEST(ModalSolver, SlowLaplacian3dHundredThousandUnknowns) {
               static_cast<long>(cube.stiffness.rows()), result.factor_seconds,
               static_cast<long>(result.factor_nonzeros), result.solve_seconds, result.iterations,
               result.recovered_modes, total);
+}
+
+
+// --- The SLEPc backend (solve_lowest_modes_slepc; one MPI rank, this process) ---------------
+// The same problems as above with the same tolerances: the backends must agree.
+
+#define VSENSE_SKIP_WITHOUT_SLEPC()                                               \
+  if (!slepc_compiled()) {                                                        \
+    GTEST_SKIP() << "this build has no SLEPc backend (VSENSE_WITH_SLEPC, Debian " \
+                    "libslepc-real-dev)";                                         \
+  }
+
+TEST(SlepcSolver, FreeFreeChainMatchesClosedFormIncludingItsRigidBodyMode) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  const std::int64_t n = 400;
+  const double k = 3.0e5, m = 1.3;
+  const Chain chain = free_free_chain(n, k, m);
+  ModalOptions options;
+  options.n_modes = 12;
+  const ModalResult result =
+      solve_lowest_modes_slepc(&chain.stiffness, &chain.mass, options, /*certify=*/true);
+  ASSERT_EQ(result.eigenvalues.size(), options.n_modes);
+  const double top = chain_eigenvalue(options.n_modes - 1, n, k, m);
+  EXPECT_NEAR(result.eigenvalues[0], 0.0, 1e-10 * top) << "the rigid-body mode";
+  for (int j = 1; j < options.n_modes; ++j) {
+    const double expected = chain_eigenvalue(j, n, k, m);
+    EXPECT_NEAR(result.eigenvalues[j], expected, eigenvalue_relative_tolerance * expected)
+        << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(chain.mass, result.vectors), orthonormality_tolerance);
+  EXPECT_LE(result.residuals.tail(options.n_modes - 1).maxCoeff(), residual_tolerance);
+  ASSERT_EQ(result.certified.size(), 1u);
+  EXPECT_EQ(result.certified[0].below, options.n_modes - 1);  // counted just below the top
+}
+
+TEST(SlepcSolver, RepeatedEigenvaluesAreAllFound) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  // Two identical, uncoupled free-free chains: every eigenvalue is double (two rigid modes).
+  const std::int64_t n = 120;
+  const Chain chain = free_free_chain(n, 1.0e4, 1.0);
+  std::vector<Triplet> k, m;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (int col = 0; col < n; ++col) {
+      for (SparseMatrix::InnerIterator it(chain.stiffness, col); it; ++it) {
+        k.emplace_back(it.row() + copy * n, it.col() + copy * n, it.value());
+      }
+      m.emplace_back(col + copy * n, col + copy * n, 1.0);
+    }
+  }
+  const SparseMatrix stiffness = from_triplets(2 * n, k), mass = from_triplets(2 * n, m);
+  ModalOptions options;
+  options.n_modes = 10;
+  const ModalResult result = solve_lowest_modes_slepc(&stiffness, &mass, options, true);
+  for (int j = 0; j < options.n_modes; ++j) {
+    const double expected = chain_eigenvalue(j / 2, n, 1.0e4, 1.0);
+    EXPECT_NEAR(result.eigenvalues[j], expected, 1e-10 * std::max(expected, 1.0))
+        << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(mass, result.vectors), orthonormality_tolerance);
+  EXPECT_FALSE(result.certified.empty());
+}
+
+TEST(SlepcSolver, EveryModeBelowABoundIsFoundThroughClusters) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  // The cube Laplacian's 48 eigenvalues below 1.2, in clusters up to 9-fold: the count at the
+  // bound fixes the request, the count just below the top certifies it.
+  const std::int64_t side = 14;
+  const Chain cube = cube_laplacian(side);
+  const double upper = 1.2;
+  std::vector<double> expected;
+  for (const double value : cube_laplacian_eigenvalues(side, 1728)) {
+    if (value < upper) expected.push_back(value);
+  }
+  ModalOptions options;
+  options.upper = upper;
+  const ModalResult result = solve_lowest_modes_slepc(&cube.stiffness, &cube.mass, options, true);
+  ASSERT_EQ(result.eigenvalues.size(), static_cast<Eigen::Index>(expected.size()));
+  for (std::size_t j = 0; j < expected.size(); ++j) {
+    EXPECT_NEAR(result.eigenvalues[static_cast<Eigen::Index>(j)], expected[j],
+                eigenvalue_relative_tolerance * expected[j])
+        << "mode " << j;
+  }
+  EXPECT_LE(max_orthonormality_error(cube.mass, result.vectors), orthonormality_tolerance);
+  EXPECT_LE(result.residuals.maxCoeff(), residual_tolerance);
+}
+
+TEST(SlepcSolver, AgreesWithTheCpuSolverOnAMachineModel) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  test::ScratchDir dir("slepc-genset");
+  model::GensetOptions genset;
+  genset.target_dofs = 10000;
+  model::write_genset(genset, dir.file("genset.inp"));
+  const model::Model machine = model::read_inp(dir.file("genset.inp"));
+  const model::DofMap dofs = model::build_dof_map(machine);
+  const model::SystemMatrices system = model::assemble(machine, dofs);
+  ModalOptions options;
+  options.n_modes = 15;
+  const ModalResult cpu = solve_lowest_modes(system.stiffness, system.mass, options);
+  const ModalResult slepc =
+      solve_lowest_modes_slepc(&system.stiffness, &system.mass, options, true);
+  ASSERT_EQ(slepc.eigenvalues.size(), cpu.eigenvalues.size());
+  const Eigen::MatrixXd mass_cpu = system.mass.selfadjointView<Eigen::Lower>() * cpu.vectors;
+  for (int j = 0; j < options.n_modes; ++j) {
+    EXPECT_NEAR(slepc.eigenvalues[j], cpu.eigenvalues[j], 1e-10 * cpu.eigenvalues[j])
+        << "mode " << j;
+    // Both mass-normalised: |phi_slepc^T M phi_cpu| = 1 for a simple mode.
+    EXPECT_GT(std::abs(slepc.vectors.col(j).dot(mass_cpu.col(j))), mac_minimum) << "mode " << j;
+  }
+  EXPECT_LE(slepc.residuals.maxCoeff(), residual_tolerance);
+}
+
+TEST(SlepcSolver, TheCompletenessCheckCatchesAMissingMode) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  const Chain chain = free_free_chain(200, 1.0e4, 1.0);
+  ModalOptions options;
+  options.n_modes = 8;
+  ModalResult result = solve_lowest_modes_slepc(&chain.stiffness, &chain.mass, options, false);
+  EXPECT_TRUE(result.certified.empty());
+  // The answer with its 4th mode removed: the count below the top exposes it.
+  std::vector<double> wrong(result.eigenvalues.data(), result.eigenvalues.data() + 8);
+  wrong.erase(wrong.begin() + 3);
+  const auto count = [&](double sigma) { return sturm_count(chain.stiffness, chain.mass, sigma); };
+  EXPECT_THROW(check_completeness(wrong.data(), static_cast<std::int64_t>(wrong.size()), count),
+               NumericalError);
+  EXPECT_NO_THROW(check_completeness(result.eigenvalues.data(), 8, count));
+}
+
+TEST(SlepcSolver, ImpossibleRequestsAreInputErrors) {
+  VSENSE_SKIP_WITHOUT_SLEPC();
+  const Chain chain = free_free_chain(20, 1.0, 1.0);
+  ModalOptions options;
+  options.n_modes = 20;  // all of them: not what a Krylov method returns
+  EXPECT_THROW(solve_lowest_modes_slepc(&chain.stiffness, &chain.mass, options, true), InputError);
+  options.n_modes = 5;
+  options.upper = -1.0;  // below every eigenvalue
+  EXPECT_THROW(solve_lowest_modes_slepc(&chain.stiffness, &chain.mass, options, true), InputError);
 }
 
 }  // namespace

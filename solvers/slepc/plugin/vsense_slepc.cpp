@@ -451,6 +451,8 @@ int vsense_slepc_inertia(vsense_slepc_problem* problem, double sigma, int64_t* b
   return rc;
 }
 
+int64_t vsense_slepc_size(const vsense_slepc_problem* problem) { return problem->n; }
+
 void vsense_slepc_destroy(vsense_slepc_problem* problem) { delete problem; }
 
 int vsense_slepc_describe(char* text, size_t text_size) {

@@ -80,6 +80,9 @@ int vsense_slepc_solve(vsense_slepc_problem* problem, const vsense_slepc_request
 int vsense_slepc_inertia(vsense_slepc_problem* problem, double sigma, int64_t* below,
                          int64_t* zero, double* seconds, char* error, size_t error_size);
 
+/* Equations of the pencil (on every rank). */
+int64_t vsense_slepc_size(const vsense_slepc_problem* problem);
+
 void vsense_slepc_destroy(vsense_slepc_problem* problem);
 
 /* "SLEPc 3.18.2, PETSc 3.18.x, MUMPS" and the rank count. */

@@ -14,7 +14,9 @@
 #include <string>
 
 #include "vsense/io/modes_file.hpp"
+#include "vsense/model/assembly.hpp"
 #include "vsense/model/model.hpp"
+#include "vsense/solvers/modal.hpp"
 #include "vsense/solvers/modal_analysis.hpp"
 
 namespace vsense::solvers {
@@ -37,6 +39,16 @@ struct Collective {
     if (failure) std::rethrow_exception(failure);
   };
 };
+
+/// @brief solve_lowest_modes() on the SLEPc backend. Collective; the matrices (lower triangles)
+/// on the root only (nullptr elsewhere). options: n_modes, upper (every mode below it, counted
+/// first), shift (NaN: automatic), tolerance, max_iterations, subspace_size. With `certify`,
+/// the Sturm count (check_completeness) proves the result complete and is recorded in
+/// `certified`. Eigenvalues on every rank; vectors (mass-normalised), residuals on the root.
+/// @throws InputError, NumericalError (a check failed), NotCompiled, on every rank.
+ModalResult solve_lowest_modes_slepc(const model::SparseMatrix* stiffness,
+                                     const model::SparseMatrix* mass, const ModalOptions& options,
+                                     bool certify, const Collective& collective = {});
 
 /// @brief The modal analysis of modal_analysis() on the SLEPc backend. Collective: every rank
 /// calls it; `model` is read on the root only (nullptr elsewhere). The root assembles, every
