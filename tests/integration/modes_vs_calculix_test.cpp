@@ -19,6 +19,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/calculix.hpp"
@@ -28,6 +29,7 @@
 #include "vsense/io/modes_file.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
+#include "vsense/solvers/slepc.hpp"
 
 namespace {
 
@@ -88,9 +90,20 @@ struct Solved {
   double vsense_wall_s = 0;
 };
 
-const Solved& solve(const std::string& name) {
+/// CalculiX's answer for a model, computed once per test program.
+const ccx::Result& calculix_reference(const std::string& model) {
+  static std::map<std::string, ccx::Result> cache;
+  const auto it = cache.find(model);
+  if (it != cache.end()) return it->second;
+  ccx::Options options;
+  options.n_modes = kModes;
+  return cache.emplace(model, ccx::run_frequency(model, options)).first->second;
+}
+
+/// vsense's modes of a model on a backend, compared with CalculiX's.
+const Solved& solve(const std::string& name, const std::string& backend) {
   static std::map<std::string, std::unique_ptr<Solved>> cache;
-  auto& slot = cache[name];
+  auto& slot = cache[name + "/" + backend];
   if (slot) return *slot;
   slot = std::make_unique<Solved>();
   Solved& s = *slot;
@@ -98,12 +111,12 @@ const Solved& solve(const std::string& name) {
   vsense::test::ScratchDir dir("modes-vs-ccx");
   const std::string out = dir.file("modes.h5");
   const auto start = std::chrono::steady_clock::now();
-  const auto run = vsense::test::run_vsense(
-      fmt::format("modes '{}' --modes {} --out '{}'", s.model, kModes, out));
+  const auto run = vsense::test::run_vsense(fmt::format("modes '{}' --modes {} --backend {} --out '{}'",
+                                                        s.model, kModes, backend, out));
   s.vsense_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (run.exit_code != 0) {
-    s.failure = fmt::format("vsense modes failed on {} (exit code {}): {}{}", name, run.exit_code,
-                            run.err, run.out);
+    s.failure = fmt::format("vsense modes --backend {} failed on {} (exit code {}): {}{}", backend,
+                            name, run.exit_code, run.err, run.out);
     return s;
   }
   try {
@@ -113,9 +126,7 @@ const Solved& solve(const std::string& name) {
     return s;
   }
   try {
-    ccx::Options options;
-    options.n_modes = kModes;
-    s.ccx = ccx::run_frequency(s.model, options);
+    s.ccx = calculix_reference(s.model);
     modal::CompareOptions compare;
     compare.n_modes = kModes;
     s.comparison = modal::compare(modal::from_modes_file(s.vsense), modal::from_calculix(s.ccx), compare);
@@ -125,14 +136,22 @@ const Solved& solve(const std::string& name) {
   return s;
 }
 
-class ModesVsCalculix : public ::testing::TestWithParam<std::string> {
+/// (model, backend): every model through every backend this build can run.
+using Case = std::tuple<std::string, std::string>;
+
+class ModesVsCalculix : public ::testing::TestWithParam<Case> {
 protected:
   void SetUp() override {
     if (!ccx::available()) GTEST_SKIP() << ccx::unavailable_message();
+    if (backend() == "slepc" && !vsense::solvers::slepc_compiled()) {
+      GTEST_SKIP() << "this build has no SLEPc backend (VSENSE_WITH_SLEPC)";
+    }
   }
+  const std::string& model_name() const { return std::get<0>(GetParam()); }
+  const std::string& backend() const { return std::get<1>(GetParam()); }
   /// The solved model, or nullptr after recording a failure.
   const Solved* solved() {
-    const Solved& s = solve(GetParam());
+    const Solved& s = solve(model_name(), backend());
     if (!s.failure.empty()) {
       ADD_FAILURE() << s.failure;
       return nullptr;
@@ -149,7 +168,7 @@ TEST_P(ModesVsCalculix, ModesFileHasTheRequestedModesOnEveryNode) {
       << "nodes in ccx's results that vsense's modes file lacks\n" << s->comparison.table();
   EXPECT_EQ(s->vsense.n_nodes(), s->ccx.n_nodes());
   // the record of the agreement, also when everything passes
-  std::cout << GetParam() << ": vsense " << fmt::format("{:.2f}", s->vsense_wall_s) << " s, ccx "
+  std::cout << model_name() << " (" << backend() << "): vsense " << fmt::format("{:.2f}", s->vsense_wall_s) << " s, ccx "
             << fmt::format("{:.2f}", s->ccx.wall_s) << " s (" << s->ccx.n_modes_requested
             << " modes requested)\n" << s->comparison.table();
 }
@@ -236,7 +255,7 @@ TEST_P(ModesVsCalculix, RigidBodyModesAsExpectedThenElasticOnes) {
 
 TEST_P(ModesVsCalculix, MassAndCentreOfMassAreExact) {
   // no vsense binary needed: the model library's own mass properties
-  const std::string model = vsense::test::data_path("ccx/" + GetParam() + ".inp");
+  const std::string model = vsense::test::data_path("ccx/" + model_name() + ".inp");
   const Expected expected = read_expected(model);
   const auto inp = vsense::model::read_inp(model);
   const auto mass = vsense::model::mass_properties(inp);
@@ -250,7 +269,7 @@ TEST_P(ModesVsCalculix, MassAndCentreOfMassAreExact) {
         << expected.centre_of_mass[d];
   }
   // ccx's EMAS (solids only, 7 digits) confirms the exact values the generator wrote
-  const Solved& s = solve(GetParam());
+  const Solved& s = solve(model_name(), backend());
   if (!s.ccx.solid_mass) return;  // ccx run failed: reported by the other tests
   EXPECT_NEAR(s.ccx.solid_mass->total_mass, expected.solid_mass,
               tol::ccx_printed_mass_rel * expected.solid_mass);
@@ -259,12 +278,17 @@ TEST_P(ModesVsCalculix, MassAndCentreOfMassAreExact) {
                 tol::ccx_printed_mass_rel);
 }
 
-std::string name_of(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+std::string name_of(const ::testing::TestParamInfo<Case>& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+}
 
 INSTANTIATE_TEST_SUITE_P(Models, ModesVsCalculix,
-                         ::testing::Values("c3d4_cantilever", "c3d10_cantilever", "c3d8_cantilever",
-                                           "c3d20_cantilever", "c3d20r_cantilever",
-                                           "mixed_springs_masses", "free_free_c3d20"),
+                         ::testing::Combine(::testing::Values("c3d4_cantilever", "c3d10_cantilever",
+                                                              "c3d8_cantilever", "c3d20_cantilever",
+                                                              "c3d20r_cantilever",
+                                                              "mixed_springs_masses",
+                                                              "free_free_c3d20"),
+                                            ::testing::Values("cpu", "slepc")),
                          name_of);
 
 }  // namespace
