@@ -5,11 +5,14 @@ CHOLMOD on the built-in genset, all in the same run, with time and peak-memory r
     python3 benchmarks/modes_compare.py --build build --dofs 1e5 --modes 50 200
     python3 benchmarks/modes_compare.py --dofs 1e5 1e6 --modes 50 --skip ccx
     python3 benchmarks/modes_compare.py --modes 50 --solvers block lanczos   # both CPU solvers
+    python3 benchmarks/modes_compare.py --modes 50 --slepc-ranks 2           # SLEPc on 2 ranks
 
 The vsense rows are the whole `vsense modes` command per solver (`--solvers`, default the
 block solver; `lanczos` is the single-vector reference it replaced), with its own breakdown
 (factorisation incl. the Sturm-count LDL^T, eigen-iteration, stresses, write) from --json.
-SLEPc is not measured: the SLEPc backend is not built yet (see RESULTS.md).
+SLEPc is `vsense modes --backend slepc` (PETSc/SLEPc Krylov-Schur on a MUMPS Cholesky factor,
+`--slepc-ranks` MPI ranks, default 1): its reference time is SLEPc's factorisation + iteration
+as the command reports them, the same "solve alone" as SciPy's and Spectra's.
 
 Every reference solves the same model: CalculiX reads the same .inp; SciPy and Spectra read
 the matrices written by `vsense model export` (the same K and M vsense factors). Times: vsense
@@ -81,7 +84,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--dofs", nargs="+", default=["1e5"])
     ap.add_argument("--modes", nargs="+", type=int, default=[50])
-    ap.add_argument("--skip", nargs="*", default=[], choices=["ccx", "scipy", "spectra"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["ccx", "scipy", "spectra", "slepc"])
+    ap.add_argument("--slepc-ranks", type=int, default=1, help="MPI ranks of the SLEPc run")
     ap.add_argument("--solvers", nargs="+", default=["block"], choices=["block", "lanczos"])
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
@@ -118,6 +122,17 @@ def main():
                 wall, peak, out = run_timed([spectra, d, str(m), str(SIGMA)])
                 r = json.loads(out.strip().splitlines()[-1])
                 row.update(spectra_s=r["solve_s"], spectra_mem=peak, spectra_highest_hz=r["highest_hz"])
+            if "slepc" not in args.skip:
+                cmd = [vsense, "modes", inp, "--modes", str(m), "--backend", "slepc",
+                       "--out", os.path.join(d, f"modes_{m}_slepc.h5"), "--json", "-q"]
+                if args.slepc_ranks > 1:
+                    cmd = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np",
+                           str(args.slepc_ranks)] + cmd
+                wall, peak, out = run_timed(cmd)
+                summary = json.loads(out.strip().splitlines()[-1])
+                t = summary["timings_s"]
+                row.update(slepc_s=t["factor"] + t["solve"], slepc_mem=peak, slepc_command_s=wall,
+                           slepc_breakdown=t, slepc_highest_hz=summary["frequencies_hz"][-1])
             if "scipy" not in args.skip:
                 wall, peak, out = run_timed([sys.executable, "-c", SCIPY_SNIPPET, d, str(m), str(SIGMA)])
                 r = json.loads(out.strip().splitlines()[-1])
@@ -136,8 +151,8 @@ def main():
         load = f.read().split()[:3]
     print(f"\nload average at the end: {' '.join(load)}")
     print("\n| equations | modes | vsense s (factor+solve s), MiB | CalculiX s (time ratio, memory ratio) | "
-          "SciPy eigsh s (ratios) | Spectra+CHOLMOD s (ratios) |")
-    print("|---|---|---|---|---|---|")
+          "SciPy eigsh s (ratios) | Spectra+CHOLMOD s (ratios) | SLEPc s (ratios) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         def ref(name):
             if f"{name}_s" not in r:
@@ -145,13 +160,14 @@ def main():
             return (f"{r[name + '_s']:.1f} ({r[name + '_s'] / r['vsense_s']:.2f}x, "
                     f"{r[name + '_mem'] / max(r['vsense_mem'], 1):.2f}x), {r[name + '_mem'] / 2**20:.0f} MiB")
         print(f"| {r['n_equations']} | {r['modes']} | {r['vsense_s']:.1f} ({r['vsense_solve_s']:.1f}), "
-              f"{r['vsense_mem'] / 2**20:.0f} | {ref('ccx')} | {ref('scipy')} | {ref('spectra')} |")
+              f"{r['vsense_mem'] / 2**20:.0f} | {ref('ccx')} | {ref('scipy')} | {ref('spectra')} | {ref('slepc')} |")
         for solver in args.solvers[1:]:
             key = f"vsense_{solver}"
             print(f"|   vsense --solver {solver} | | {r[key + '_s']:.1f} ({r[key + '_solve_s']:.1f}), "
-                  f"{r[key + '_mem'] / 2**20:.0f} MiB ({r[key + '_s'] / r['vsense_s']:.2f}x the default) | | | |")
+                  f"{r[key + '_mem'] / 2**20:.0f} MiB ({r[key + '_s'] / r['vsense_s']:.2f}x the default) | | | | |")
     print("\nratios = reference / vsense (> 1: vsense faster or smaller). vsense: the whole command; "
-          "CalculiX: the whole ccx run; SciPy and Spectra: the solve alone.")
+          "CalculiX: the whole ccx run; SciPy, Spectra and SLEPc: the solve alone "
+          f"(SLEPc on {args.slepc_ranks} rank{'s' if args.slepc_ranks > 1 else ''}).")
     print("Highest frequencies agree to 1e-6:",
           all(abs(h - r["vsense_highest_hz"]) <= 1e-6 * r["vsense_highest_hz"]
               for r in rows for h in [r[k] for k in r if k.endswith("highest_hz")]))

@@ -141,13 +141,17 @@ std::string to_json(const ModesSummary& s) {
       R"("factor_nonzeros":{},"n_modes":{},"frequencies_hz":[{:.12g}],"residuals":[{:.3e}],)"
       R"("timings_s":{{"read":{:.3f},"assemble":{:.3f},"factor":{:.3f},"solve":{:.3f},)"
       R"("stress":{:.3f},"sturm":{:.3f},"write":{:.3f},"total":{:.3f}}},"sturm_count":{},)"
+      R"("solver":{{"method":"{}","block_size":{},"solves":{},"vectors_solved":{},"restarts":{},)"
+      R"("operator_s":{:.3f},"orthogonalisation_s":{:.3f},"ritz_s":{:.3f}}},)"
       R"("peak_memory_bytes":{}}})",
       json_escape(s.model_path), json_escape(s.out_path), json_escape(s.xdmf_path),
       json_escape(s.backend), s.ranks, s.n_nodes, s.n_elements, r.n_equations,
       r.stiffness_nonzeros, r.factor_nonzeros, s.frequencies_hz.size(),
       fmt::join(s.frequencies_hz, ","), fmt::join(s.residuals, ","), s.read_seconds,
       r.assemble_seconds, r.factor_seconds, r.solve_seconds, r.stress_seconds, r.sturm_seconds,
-      s.write_seconds, s.total_seconds, r.sturm_count, s.peak_memory_bytes);
+      s.write_seconds, s.total_seconds, r.sturm_count, json_escape(r.method), r.block_size,
+      r.solves, r.vectors_solved, r.restarts, r.operator_seconds, r.orthogonalisation_seconds,
+      r.ritz_seconds, s.peak_memory_bytes);
 }
 
 }  // namespace vsense::jobs
