@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "chunk_writer.hpp"
 #include "row_appender.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/version.hpp"
@@ -242,6 +243,7 @@ static void write_numeric(File& file, const std::string& dataset, const std::vec
   if (!lcpl || !dcpl || H5Pset_create_intermediate_group(lcpl.get(), 1) < 0) {
     fail("cannot create property lists");
   }
+  std::vector<hsize_t> chunks;  // set when the data are compressed, chunk by chunk
   if (count * types.bytes > compress_threshold_bytes && !dims.empty()) {
     const auto chunk = chunk_shape(dims, types.bytes);
     if (H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0) {
@@ -251,6 +253,7 @@ static void write_numeric(File& file, const std::string& dataset, const std::vec
       if (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), deflate_level) < 0) {
         fail(fmt::format("dataset {}: cannot enable compression", dataset));
       }
+      chunks = chunk;
     }
   }
   if (file.exists(dataset) && H5Ldelete(file.id(), dataset.c_str(), H5P_DEFAULT) < 0) {
@@ -260,7 +263,15 @@ static void write_numeric(File& file, const std::string& dataset, const std::vec
                        dcpl.get(), H5P_DEFAULT),
             H5Dclose);
   if (!id) fail(fmt::format("cannot create dataset {} {}", dataset, dims_string(dims)));
-  if (count > 0 && H5Dwrite(id.get(), types.memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+  if (count > 0 && !chunks.empty() && H5Tequal(types.memory, types.file) > 0) {
+    // Compressed: the chunks are encoded on all cores (chunk_writer.hpp).
+    const std::string failure = io::detail::write_compressed_chunks(
+        id.get(), dims, chunks, data, types.bytes, static_cast<int>(deflate_level));
+    if (!failure.empty()) {
+      fail(fmt::format("cannot write dataset {} {}: {}", dataset, dims_string(dims), failure));
+    }
+  } else if (count > 0 &&
+             H5Dwrite(id.get(), types.memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     fail(fmt::format("cannot write dataset {} {}", dataset, dims_string(dims)));
   }
 }

@@ -78,6 +78,37 @@ TEST(ModesFile, LargeDatasetsAreChunkedAndStillRoundTrip) {
   EXPECT_EQ(H5Pget_layout(plist.get()), H5D_CHUNKED);
 }
 
+TEST(ModesFile, ChunksCompressedOnAllCoresDecodeThroughTheHdf5Filters) {
+  // Shapes not a multiple of the chunk (edge chunks padded) in the leading, then the middle
+  // dimension, with the dataset's declared filters (shuffle, deflate) applied by HDF5 when
+  // reading: the same values.
+  test::ScratchDir dir("chunks");
+  for (const std::vector<hsize_t>& dims : {std::vector<hsize_t>{21, 20011, 3},
+                                          std::vector<hsize_t>{3, 50021, 3}}) {
+    std::vector<double> values(dims[0] * dims[1] * dims[2]);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      values[i] = std::sin(0.001 * static_cast<double>(i)) * std::exp(static_cast<double>(i % 97));
+    }
+    {
+      hdf5::File file(dir.file("c.h5"), hdf5::File::Mode::create);
+      file.write("/a/b", dims, values.data());
+    }
+    const hdf5::File file(dir.file("c.h5"), hdf5::File::Mode::read);
+    EXPECT_EQ(file.read_double("/a/b"), values);
+    const hdf5::Handle dataset(H5Dopen2(file.id(), "/a/b", H5P_DEFAULT), H5Dclose);
+    ASSERT_TRUE(dataset);
+    const hdf5::Handle plist(H5Dget_create_plist(dataset.get()), H5Pclose);
+    ASSERT_EQ(H5Pget_layout(plist.get()), H5D_CHUNKED);
+    hsize_t chunk[3] = {0, 0, 0};
+    ASSERT_EQ(H5Pget_chunk(plist.get(), 3, chunk), 3);
+    EXPECT_TRUE(dims[0] % chunk[0] != 0 || dims[1] % chunk[1] != 0)
+        << "an edge chunk: " << chunk[0] << " x " << chunk[1] << " x " << chunk[2];
+    EXPECT_EQ(H5Pget_nfilters(plist.get()), 2);
+    EXPECT_LT(H5Dget_storage_size(dataset.get()), values.size() * sizeof(double))
+        << "the data are compressed";
+  }
+}
+
 TEST(ModesFile, ContractAttributesArePresent) {
   test::ScratchDir dir("modes");
   write_modes(dir.file("modes.h5"), sample_modes());
