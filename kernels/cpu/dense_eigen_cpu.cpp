@@ -3,13 +3,46 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <vector>
 
 #include "vsense/kernels/dense_eigen.hpp"
 #include "vsense/kernels/errors.hpp"
 
 namespace vsense::kernels {
 
+namespace {
+void check_pencil(const LowerCscView& stiffness, const LowerCscView& mass) {
+  if (stiffness.n != mass.n || stiffness.n < 0) {
+    throw InputError(fmt::format("dense modes: K is {0}x{0} but M is {1}x{1}", stiffness.n,
+                                 mass.n));
+  }
+}
+
+/// Both triangles of a symmetric matrix from its lower triangle: dense [n, n].
+std::vector<double> densify(const LowerCscView& a) {
+  const auto n = static_cast<std::size_t>(a.n);
+  std::vector<double> dense(n * n, 0.0);
+  for (std::size_t j = 0; j < n; ++j) {
+    for (std::int64_t k = a.col_offsets[j]; k < a.col_offsets[j + 1]; ++k) {
+      const auto i = static_cast<std::size_t>(a.rows[k]);
+      if (i < j) continue;  // not part of the lower triangle
+      dense[j * n + i] = dense[i * n + j] = a.values[k];
+    }
+  }
+  return dense;
+}
+}  // namespace
+
 namespace cpu {
+
+void dense_lowest_modes(const CpuExecutor& exec, const LowerCscView& stiffness,
+                        const LowerCscView& mass, double shift, std::size_t count,
+                        double* eigenvalues, double* vectors) {
+  check_pencil(stiffness, mass);
+  const std::vector<double> k = densify(stiffness), m = densify(mass);
+  dense_lowest_modes(exec, k.data(), m.data(), static_cast<std::size_t>(stiffness.n), shift,
+                     count, eigenvalues, vectors);
+}
 
 void dense_lowest_modes(const CpuExecutor&, const double* stiffness, const double* mass,
                         std::size_t n, double shift, std::size_t count, double* eigenvalues,
@@ -56,6 +89,19 @@ void dense_lowest_modes(const Executor& exec, const double* stiffness, const dou
                                      shift, count, eigenvalues, vectors);
     case Backend::cuda:
       return cuda::dense_lowest_modes(static_cast<const CudaExecutor&>(exec), stiffness, mass, n,
+                                      shift, count, eigenvalues, vectors);
+  }
+}
+
+void dense_lowest_modes(const Executor& exec, const LowerCscView& stiffness,
+                        const LowerCscView& mass, double shift, std::size_t count,
+                        double* eigenvalues, double* vectors) {
+  switch (exec.backend()) {
+    case Backend::cpu:
+      return cpu::dense_lowest_modes(static_cast<const CpuExecutor&>(exec), stiffness, mass,
+                                     shift, count, eigenvalues, vectors);
+    case Backend::cuda:
+      return cuda::dense_lowest_modes(static_cast<const CudaExecutor&>(exec), stiffness, mass,
                                       shift, count, eigenvalues, vectors);
   }
 }

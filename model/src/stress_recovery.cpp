@@ -10,7 +10,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
+#include <limits>
 #include <vector>
 
 #include "vsense/kernels/errors.hpp"
@@ -24,6 +26,45 @@ constexpr int max_solid_nodes = 20;
 /// Elements whose nodal values are computed in parallel before they are summed in element
 /// order; bounds the buffer at chunk * 20 * 6 doubles (about 15 MB).
 constexpr std::size_t chunk_elements = 16384;
+
+/// nodal_stress's divisor per node: solid elements plus SPRINGA and SPRING2 elements at it.
+std::vector<std::int32_t> stress_counts(const Model& model) {
+  std::vector<std::int32_t> count(model.n_nodes(), 0);
+  for (std::size_t e = 0; e < model.n_elements(); ++e) {
+    const ElementType type = model.element_types[e];
+    const auto* nodes = model.nodes_of(e);
+    if (is_solid(type)) {
+      for (int a = 0; a < model.n_nodes_of(e); ++a) ++count[nodes[a]];
+    } else if (type == ElementType::springa || type == ElementType::spring2) {
+      ++count[nodes[0]];
+      ++count[nodes[1]];
+    }
+  }
+  return count;
+}
+
+/// Runs body(i) for i in [0, n) in parallel; the first failure is rethrown, an InputError
+/// naming element element_of(i).
+template <typename Body, typename ElementOf>
+void parallel_over(std::int64_t n, const Model& model, ElementOf element_of, Body body) {
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic, 64)
+  for (std::int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (const InputError& error) {
+#pragma omp critical(vsense_stress_operator_failure)
+      if (!failure) {
+        failure = std::make_exception_ptr(InputError(
+            fmt::format("element {}: {}", model.element_ids[element_of(i)], error.what())));
+      }
+    } catch (...) {
+#pragma omp critical(vsense_stress_operator_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
 }  // namespace
 
 void nodal_stress(const Model& model, const double* displacement, double* stress) {
@@ -92,6 +133,157 @@ void nodal_stress(const Model& model, const double* displacement, double* stress
       for (int k = 0; k < 6; ++k) stress[6 * p + k] /= count[p];
     }
   }
+}
+
+
+NodalStressOperator nodal_stress_operator(const Model& model, const DofMap& dofs) {
+  const std::size_t n_nodes = model.n_nodes();
+  const std::size_t n_elements = model.n_elements();
+  if (dofs.n_equations >= std::numeric_limits<std::int32_t>::max()) {
+    throw InputError(fmt::format("nodal stress operator: {} equations exceed 32-bit columns",
+                                 dofs.n_equations));
+  }
+  NodalStressOperator s;
+  s.rows = static_cast<std::int64_t>(6 * n_nodes);
+  s.cols = dofs.n_equations;
+  const std::vector<std::int32_t> count = stress_counts(model);
+
+  // Solid elements at each node, in element order: [n_nodes + 1] offsets into `at_node`.
+  std::vector<std::int64_t> node_offsets(n_nodes + 1, 0);
+  for (std::size_t e = 0; e < n_elements; ++e) {
+    if (!is_solid(model.element_types[e])) continue;
+    for (int a = 0; a < model.n_nodes_of(e); ++a) ++node_offsets[model.nodes_of(e)[a] + 1];
+  }
+  for (std::size_t p = 0; p < n_nodes; ++p) node_offsets[p + 1] += node_offsets[p];
+  std::vector<std::int64_t> at_node(static_cast<std::size_t>(node_offsets[n_nodes]));
+  {
+    std::vector<std::int64_t> next(node_offsets.begin(), node_offsets.end() - 1);
+    for (std::size_t e = 0; e < n_elements; ++e) {
+      if (!is_solid(model.element_types[e])) continue;
+      for (int a = 0; a < model.n_nodes_of(e); ++a) {
+        at_node[static_cast<std::size_t>(next[model.nodes_of(e)[a]]++)] =
+            static_cast<std::int64_t>(e);
+      }
+    }
+  }
+
+  // Pattern of node p's rows: the free equations of the nodes sharing a solid element with p,
+  // ascending (equations are numbered node by node in node order).
+  const auto pattern_of = [&](std::size_t p, std::vector<std::int32_t>& columns) {
+    std::vector<std::int32_t> neighbours;
+    for (auto k = node_offsets[p]; k < node_offsets[p + 1]; ++k) {
+      const auto e = static_cast<std::size_t>(at_node[static_cast<std::size_t>(k)]);
+      const auto* nodes = model.nodes_of(e);
+      neighbours.insert(neighbours.end(), nodes, nodes + model.n_nodes_of(e));
+    }
+    std::sort(neighbours.begin(), neighbours.end());
+    neighbours.erase(std::unique(neighbours.begin(), neighbours.end()), neighbours.end());
+    columns.clear();
+    for (const auto q : neighbours) {
+      for (int d = 0; d < 3; ++d) {
+        const std::int64_t eq = dofs.equation[3 * static_cast<std::size_t>(q) + d];
+        if (eq >= 0) columns.push_back(static_cast<std::int32_t>(eq));
+      }
+    }
+  };
+  std::vector<std::int64_t> node_width(n_nodes, 0);
+  const auto n_nodes_signed = static_cast<std::int64_t>(n_nodes);
+#pragma omp parallel
+  {
+    std::vector<std::int32_t> columns;
+#pragma omp for schedule(dynamic, 256)
+    for (std::int64_t p = 0; p < n_nodes_signed; ++p) {
+      pattern_of(static_cast<std::size_t>(p), columns);
+      node_width[static_cast<std::size_t>(p)] = static_cast<std::int64_t>(columns.size());
+    }
+  }
+  s.row_offsets.assign(static_cast<std::size_t>(s.rows) + 1, 0);
+  for (std::size_t p = 0; p < n_nodes; ++p) {
+    for (int k = 0; k < 6; ++k) {
+      s.row_offsets[6 * p + k + 1] = s.row_offsets[6 * p + k] + node_width[p];
+    }
+  }
+  const auto nnz = static_cast<std::size_t>(s.row_offsets.back());
+  s.columns.resize(nnz);
+  s.values.assign(nnz, 0.0);
+#pragma omp parallel
+  {
+    std::vector<std::int32_t> columns;
+#pragma omp for schedule(dynamic, 256)
+    for (std::int64_t p = 0; p < n_nodes_signed; ++p) {
+      pattern_of(static_cast<std::size_t>(p), columns);
+      for (int k = 0; k < 6; ++k) {
+        std::copy(columns.begin(), columns.end(),
+                  s.columns.begin() + s.row_offsets[6 * static_cast<std::size_t>(p) + k]);
+      }
+    }
+  }
+
+  // Element stress matrices [6 n, 3 n] (row-major: row 6 a + k, column 3 b + d) by linearity:
+  // column 3 b + d is the element's nodal stress for the unit displacement of its DOF (b, d).
+  // Computed in parallel per chunk, summed in element order as nodal_stress sums.
+  constexpr int max_dofs = 3 * max_solid_nodes;
+  constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
+  // 512 elements: at most 512 * 57.6 kB (C3D20) of element matrices at a time.
+  const std::size_t chunk = std::min<std::size_t>(512, std::max<std::size_t>(n_elements, 1));
+  std::vector<double> element_matrix(chunk * matrix_size);
+  for (std::size_t first = 0; first < n_elements; first += chunk) {
+    const std::size_t last = std::min(first + chunk, n_elements);
+    parallel_over(
+        static_cast<std::int64_t>(last - first), model,
+        [&](std::int64_t i) { return first + static_cast<std::size_t>(i); },
+        [&](std::int64_t i) {
+          const std::size_t e = first + static_cast<std::size_t>(i);
+          const ElementType type = model.element_types[e];
+          if (!is_solid(type)) return;
+          const int n = model.n_nodes_of(e);
+          const auto* nodes = model.nodes_of(e);
+          double xyz[3 * max_solid_nodes];
+          for (int a = 0; a < n; ++a) {
+            for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
+          }
+          double u[max_dofs] = {};
+          double response[6 * max_solid_nodes];
+          double* matrix = element_matrix.data() + static_cast<std::size_t>(i) * matrix_size;
+          for (int c = 0; c < 3 * n; ++c) {
+            u[c] = 1.0;
+            solid_nodal_stress(type, xyz, model.material_of(e), u, response);
+            u[c] = 0.0;
+            for (int r = 0; r < 6 * n; ++r) matrix[r * 3 * n + c] = response[r];
+          }
+        });
+    for (std::size_t e = first; e < last; ++e) {
+      if (!is_solid(model.element_types[e])) continue;
+      const int n = model.n_nodes_of(e);
+      const auto* nodes = model.nodes_of(e);
+      const double* matrix = element_matrix.data() + (e - first) * matrix_size;
+      for (int a = 0; a < n; ++a) {
+        const auto p = static_cast<std::size_t>(nodes[a]);
+        const auto row_begin = s.columns.begin() + s.row_offsets[6 * p];
+        const auto row_end = s.columns.begin() + s.row_offsets[6 * p + 1];
+        for (int b = 0; b < n; ++b) {
+          for (int d = 0; d < 3; ++d) {
+            const std::int64_t eq = dofs.equation[3 * static_cast<std::size_t>(nodes[b]) + d];
+            if (eq < 0) continue;
+            const auto at = std::lower_bound(row_begin, row_end, static_cast<std::int32_t>(eq));
+            const auto offset = static_cast<std::size_t>(at - s.columns.begin()) -
+                                static_cast<std::size_t>(s.row_offsets[6 * p]);
+            for (int k = 0; k < 6; ++k) {
+              s.values[static_cast<std::size_t>(s.row_offsets[6 * p + k]) + offset] +=
+                  matrix[(6 * a + k) * 3 * n + 3 * b + d];
+            }
+          }
+        }
+      }
+    }
+  }
+  for (std::size_t p = 0; p < n_nodes; ++p) {
+    if (count[p] <= 1) continue;
+    for (auto k = s.row_offsets[6 * p]; k < s.row_offsets[6 * p + 6]; ++k) {
+      s.values[static_cast<std::size_t>(k)] /= count[p];
+    }
+  }
+  return s;
 }
 
 }  // namespace vsense::model

@@ -85,4 +85,23 @@ inline constexpr double beam_vs_euler_bernoulli = 3e-3;
 /// 200x8x8 (the slow test) it lands +0.12 % / -0.07 %: allowed beam_vs_euler_bernoulli.
 inline constexpr double beam_c3d8_extrapolated_coarse = 1e-2;
 
+// ---- one computation done two ways (backends, operators) ----------------------------------
+
+/// The nodal-stress operator S x against nodal_stress(x), and a CUDA sparse product against
+/// the CPU's, max abs difference relative to the largest |value| of the same vector: both sum
+/// the same products (a few dozen per entry, ~1e3 per node for 20-node elements) in different
+/// orders, so they differ by a few hundred eps at worst; a wrong entry of S (a missing element,
+/// a wrong divisor) shows up at 1e-3 and above.
+inline constexpr double same_sum_rel = 1e-12;
+
+/// Natural frequencies of the dense GPU solve against the CPU's sparse shift-invert solver:
+/// both converge to a residual of ~1e-12 (eigenvalue error ~ residual^2 relative for well
+/// separated modes, ~residual for the worst), so 1e-8 leaves margin and still catches a wrong
+/// shift or normalisation (>= 1e-6).
+inline constexpr double backend_frequency_rel = 1e-8;
+
+/// MAC between the GPU and CPU shapes of the same mode (non-repeated): eigenvector error ~
+/// residual / relative gap, ~1e-9 at gaps of 1e-3; a different mode gives MAC well below 0.9.
+inline constexpr double backend_mac_min = 0.999999;
+
 }  // namespace vsense::test::tolerance

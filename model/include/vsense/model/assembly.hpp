@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "vsense/kernels/sparse.hpp"
 #include "vsense/model/model.hpp"
 
 namespace vsense::model {
@@ -48,6 +49,29 @@ MassProperties mass_properties(const Model& model);
 /// @param[in] displacement [n_nodes, 3] full nodal field
 /// @param[out] stress      [n_nodes, 6]; zero at nodes with no solid element
 void nodal_stress(const Model& model, const double* displacement, double* stress);
+
+/// @brief The nodal stress recovery as a sparse linear map from the free DOFs: for x over the
+/// equations, S x is nodal_stress of expand_to_nodes(x) (to round-off), so the modal stresses of
+/// all modes are one sparse-times-dense product (kernels::sparse_times_dense, on any backend).
+/// Rows are node-major: row 6 p + k is component k (xx, yy, zz, xy, yz, zx) of node p; node p's
+/// six rows share one pattern, the free DOFs of the nodes that share a solid element with p.
+struct NodalStressOperator {
+  std::int64_t rows = 0;                  ///< 6 n_nodes
+  std::int64_t cols = 0;                  ///< n_equations
+  std::vector<std::int64_t> row_offsets;  ///< [rows + 1]
+  std::vector<std::int32_t> columns;      ///< [nnz], ascending within a row
+  std::vector<double> values;             ///< [nnz], stress per unit displacement
+  kernels::CsrMatrixView view() const noexcept {
+    return {rows, cols, row_offsets.data(), columns.data(), values.data()};
+  }
+};
+
+/// @brief Builds S with the element routine of nodal_stress (solid_nodal_stress), which is
+/// linear in the element's displacements: its response to each unit displacement is a column
+/// of the element's stress matrix; the columns are summed over the elements at a node in
+/// element order and divided by the same count as nodal_stress.
+/// @throws InputError for a degenerate element (naming it), or when n_equations >= 2^31.
+NodalStressOperator nodal_stress_operator(const Model& model, const DofMap& dofs);
 
 /// @brief Expands equation-space vectors to the nodal field [n_nodes, 3], zero at fixed DOFs.
 void expand_to_nodes(const DofMap& dofs, const double* equation_values, double* nodal_values);
