@@ -39,9 +39,11 @@ void register_modes(CLI::App& app, CommonOptions& common) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out,-o", args->out, "Output modes file (HDF5)")->required();
   cmd->add_option("--backend", args->backend,
-                  "auto|cpu|cuda|slepc. auto: GPU when present; under mpirun with several "
-                  "ranks, slepc. slepc: PETSc/SLEPc Krylov-Schur on a MUMPS Cholesky factor, "
-                  "distributed over the MPI ranks (PETSC_OPTIONS reaches its -eps_/-st_ options)")
+                  "auto|cpu|cuda|slepc. cuda: dense cuSOLVER on the GPU for models up to 20,000\n"
+                  "equations. auto: under mpirun with several ranks, slepc; else the GPU when present\n"
+                  "and the model within that limit; else the CPU. slepc: PETSc/SLEPc Krylov-Schur on\n"
+                  "a MUMPS Cholesky factor, distributed over the MPI ranks (PETSC_OPTIONS reaches\n"
+                  "its -eps_/-st_ options)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "slepc"}))
       ->capture_default_str();
   cmd->add_option("--units", args->units,

@@ -54,9 +54,12 @@ void write_outputs(const ModesRequest& request, io::ModesData& data,
 void compute_modes(const ModesRequest& request, ModesSummary& summary) {
   const auto start = std::chrono::steady_clock::now();
   const auto executor = make_executor(request.backend);
-  if (executor->backend() != Backend::cpu) {
-    throw NotCompiled(
-        "the modal solver runs on the CPU in this version; use --backend cpu or auto");
+  solvers::ModalAnalysisOptions options = request.options;
+  if (executor->backend() == Backend::cuda) {
+    // Dense cuSOLVER up to the device's limit; `auto` falls back to the CPU above it.
+    options.backend = solvers::ModalBackend::cuda;
+    options.executor = executor;
+    options.cpu_fallback = request.backend == "auto";
   }
   summary.backend = executor->description();
   spdlog::info("backend: {}", summary.backend);
@@ -70,7 +73,8 @@ void compute_modes(const ModesRequest& request, ModesSummary& summary) {
   spdlog::info("model: {} nodes, {} elements ({:.2f} s)", summary.n_nodes, summary.n_elements,
                summary.read_seconds);
 
-  io::ModesData data = solvers::modal_analysis(model, request.options, &summary.report);
+  io::ModesData data = solvers::modal_analysis(model, options, &summary.report);
+  if (!summary.report.backend.empty()) summary.backend = summary.report.backend;
   write_outputs(request, data, start, summary);
 }
 

@@ -408,6 +408,18 @@ void integrate_matrices(const IntegrationTable<N, Q>& table, ElementType type, c
   }
 }
 
+/// Isotropic Hooke's law on a displacement gradient grad[i][k] = d u_i / d x_k: stress
+/// (xx, yy, zz, xy, yz, zx), shear as tensor components.
+inline void hooke(const Elastic& c, const double (&grad)[3][3], double* stress) {
+  const double trace = grad[0][0] + grad[1][1] + grad[2][2];
+  stress[0] = c.lambda * trace + 2.0 * c.mu * grad[0][0];
+  stress[1] = c.lambda * trace + 2.0 * c.mu * grad[1][1];
+  stress[2] = c.lambda * trace + 2.0 * c.mu * grad[2][2];
+  stress[3] = c.mu * (grad[0][1] + grad[1][0]);
+  stress[4] = c.mu * (grad[1][2] + grad[2][1]);
+  stress[5] = c.mu * (grad[2][0] + grad[0][2]);
+}
+
 /// Stresses [Q][6] (xx, yy, zz, xy, yz, zx) at the integration points.
 template <int N, int Q>
 void point_stresses(const IntegrationTable<N, Q>& table, ElementType type, const double* xyz,
@@ -425,13 +437,55 @@ void point_stresses(const IntegrationTable<N, Q>& table, ElementType type, const
         grad[i][2] += u * g[a][2];
       }
     }
-    const double trace = grad[0][0] + grad[1][1] + grad[2][2];
-    stress[q][0] = c.lambda * trace + 2.0 * c.mu * grad[0][0];
-    stress[q][1] = c.lambda * trace + 2.0 * c.mu * grad[1][1];
-    stress[q][2] = c.lambda * trace + 2.0 * c.mu * grad[2][2];
-    stress[q][3] = c.mu * (grad[0][1] + grad[1][0]);
-    stress[q][4] = c.mu * (grad[1][2] + grad[2][1]);
-    stress[q][5] = c.mu * (grad[2][0] + grad[0][2]);
+    hooke(c, grad, stress[q]);
+  }
+}
+
+/// The stresses at the integration points per unit displacement: point[q][k][3 b + d] is
+/// component k at point q for u = e_(b, d) ([Q, 6, 3N]). Entry for entry what point_stresses
+/// gives for that unit field (its gradient sums have a single nonzero term).
+template <int N, int Q>
+void point_stress_matrices(const IntegrationTable<N, Q>& table, ElementType type,
+                           const double* xyz, const Elastic& c, double* point) {
+  constexpr int n_dofs = 3 * N;
+  for (int q = 0; q < Q; ++q) {
+    double g[N][3];
+    point_geometry(table, q, xyz, type, g);
+    for (int b = 0; b < N; ++b) {
+      for (int d = 0; d < 3; ++d) {
+        double grad[3][3] = {};
+        for (int k = 0; k < 3; ++k) grad[d][k] = g[b][k];
+        double stress[6];
+        hooke(c, grad, stress);
+        for (int k = 0; k < 6; ++k) point[(q * 6 + k) * n_dofs + 3 * b + d] = stress[k];
+      }
+    }
+  }
+}
+
+/// As extrapolate for values of any width: nodal[j][w] = sum_l table[j][l] * point[l][w].
+template <std::size_t J, std::size_t Q>
+void extrapolate_wide(const std::array<std::array<double, Q>, J>& table, const double* point,
+                      int width, double* nodal) {
+  for (std::size_t j = 0; j < J; ++j) {
+    double* out = nodal + j * static_cast<std::size_t>(width);
+    std::fill(out, out + width, 0.0);
+    for (std::size_t l = 0; l < Q; ++l) {
+      const double t = table[j][l];
+      const double* in = point + l * static_cast<std::size_t>(width);
+      for (int w = 0; w < width; ++w) out[w] += t * in[w];
+    }
+  }
+}
+
+/// As midside_means for values of any width.
+template <int M>
+void midside_means_wide(const int (&edges)[M][2], int first_midside, int width, double* nodal) {
+  for (int m = 0; m < M; ++m) {
+    const double* p = nodal + static_cast<std::size_t>(width) * edges[m][0];
+    const double* r = nodal + static_cast<std::size_t>(width) * edges[m][1];
+    double* s = nodal + static_cast<std::size_t>(width) * (first_midside + m);
+    for (int w = 0; w < width; ++w) s[w] = 0.5 * (p[w] + r[w]);
   }
 }
 
@@ -528,6 +582,42 @@ void solid_nodal_stress(ElementType type, const double* coordinates, const Mater
       point_stresses(detail::hex20r_table(), type, coordinates, c, displacement, point);
       extrapolate(detail::hex8_extrapolation(), point, stress);
       midside_means(detail::hex20_edge, 8, stress);
+      return;
+    default:
+      throw_unsupported(type);
+  }
+}
+
+void solid_nodal_stress_matrix(ElementType type, const double* coordinates,
+                               const Material& material, double* matrix) {
+  const Elastic c = elastic_constants(material, false);
+  // point: [Q, 6, 3N] for the largest element (C3D20, 27 points), 78 kB
+  constexpr int max_points = 27, max_dofs = 60;
+  double point[max_points * 6 * max_dofs];
+  switch (type) {
+    case ElementType::c3d4: {
+      point_stress_matrices(detail::tet4_table(), type, coordinates, c, point);
+      const int width = 6 * 12;
+      for (int j = 0; j < 4; ++j) std::copy(point, point + width, matrix + j * width);
+      return;
+    }
+    case ElementType::c3d10:
+      point_stress_matrices(detail::tet10_table(), type, coordinates, c, point);
+      extrapolate_wide(detail::tet_extrapolation(), point, 6 * 30, matrix);
+      midside_means_wide(detail::tet10_edge, 4, 6 * 30, matrix);
+      return;
+    case ElementType::c3d8:
+      point_stress_matrices(detail::hex8_table(), type, coordinates, c, point);
+      extrapolate_wide(detail::hex8_extrapolation(), point, 6 * 24, matrix);
+      return;
+    case ElementType::c3d20:
+      point_stress_matrices(detail::hex20_table(), type, coordinates, c, point);
+      extrapolate_wide(detail::hex27_extrapolation(), point, 6 * 60, matrix);
+      return;
+    case ElementType::c3d20r:
+      point_stress_matrices(detail::hex20r_table(), type, coordinates, c, point);
+      extrapolate_wide(detail::hex8_extrapolation(), point, 6 * 60, matrix);
+      midside_means_wide(detail::hex20_edge, 8, 6 * 60, matrix);
       return;
     default:
       throw_unsupported(type);

@@ -220,7 +220,8 @@ NodalStressOperator nodal_stress_operator(const Model& model, const DofMap& dofs
   }
 
   // Element stress matrices [6 n, 3 n] (row-major: row 6 a + k, column 3 b + d) by linearity:
-  // column 3 b + d is the element's nodal stress for the unit displacement of its DOF (b, d).
+  // column 3 b + d is the element's nodal stress for the unit displacement of its DOF (b, d)
+  // (solid_nodal_stress_matrix).
   // Computed in parallel per chunk, summed in element order as nodal_stress sums.
   constexpr int max_dofs = 3 * max_solid_nodes;
   constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
@@ -242,15 +243,9 @@ NodalStressOperator nodal_stress_operator(const Model& model, const DofMap& dofs
           for (int a = 0; a < n; ++a) {
             for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
           }
-          double u[max_dofs] = {};
-          double response[6 * max_solid_nodes];
-          double* matrix = element_matrix.data() + static_cast<std::size_t>(i) * matrix_size;
-          for (int c = 0; c < 3 * n; ++c) {
-            u[c] = 1.0;
-            solid_nodal_stress(type, xyz, model.material_of(e), u, response);
-            u[c] = 0.0;
-            for (int r = 0; r < 6 * n; ++r) matrix[r * 3 * n + c] = response[r];
-          }
+          solid_nodal_stress_matrix(type, xyz, model.material_of(e),
+                                    element_matrix.data() +
+                                        static_cast<std::size_t>(i) * matrix_size);
         });
     for (std::size_t e = first; e < last; ++e) {
       if (!is_solid(model.element_types[e])) continue;

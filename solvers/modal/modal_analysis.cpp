@@ -7,7 +7,10 @@
 #include <cmath>
 #include <numbers>
 
+#include "modal_internal.hpp"
+#include "vsense/kernels/dense_eigen.hpp"
 #include "vsense/kernels/errors.hpp"
+#include "vsense/kernels/sparse.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/mesh.hpp"
 #include "vsense/solvers/sturm.hpp"
@@ -21,6 +24,32 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 double frequency_hz(double eigenvalue) {
   return std::sqrt(std::max(eigenvalue, 0.0)) / (2.0 * std::numbers::pi);
+}
+
+/// The CUDA executor the eigen-solve runs on, or nullptr for the CPU: the cuda backend solves
+/// densely up to the device's limit; above it `auto` (cpu_fallback) goes to the CPU and an
+/// explicit `cuda` fails.
+std::shared_ptr<const Executor> device_for(const ModalAnalysisOptions& options,
+                                           std::int64_t n_equations) {
+  if (options.backend != ModalBackend::cuda) return nullptr;
+  std::shared_ptr<const Executor> device = options.executor;
+  if (!device) device = CudaExecutor::create(0);
+  if (device->backend() != Backend::cuda) {
+    throw InputError("modal analysis: the cuda backend needs a CUDA executor");
+  }
+  const std::int64_t limit =
+      kernels::cuda::dense_modes_max_equations(static_cast<const CudaExecutor&>(*device));
+  if (n_equations <= limit) return device;
+  const std::string why = fmt::format(
+      "the model has {} equations, more than the {} that {} solves densely", n_equations,
+      limit, device->description());
+  if (!options.cpu_fallback) {
+    throw NotCompiled(fmt::format("--backend cuda: {} (the sparse device solver is not in this "
+                                  "build); use --backend cpu or auto",
+                                  why));
+  }
+  spdlog::info("modal: {}: solving on the CPU", why);
+  return nullptr;
 }
 }  // namespace
 
@@ -54,7 +83,8 @@ int accepted_modes(const ModalResult& result, const ModalAnalysisOptions& option
 }
 
 io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
-                         const ModalResult& result, int m, ModalAnalysisReport& rep) {
+                         const ModalResult& result, int m, ModalAnalysisReport& rep,
+                         const Executor* device) {
   auto start = std::chrono::steady_clock::now();
   io::ModesData data;
   const std::size_t n_nodes = model.n_nodes();
@@ -80,8 +110,20 @@ io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
     data.residuals[i] = result.residuals(i);
     double* shape = data.shapes.data() + static_cast<std::size_t>(i) * n_nodes * 3;
     model::expand_to_nodes(dofs, result.vectors.col(i).data(), shape);
-    model::nodal_stress(model, shape,
-                        data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
+    if (!device) {
+      model::nodal_stress(model, shape,
+                          data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
+    }
+  }
+  if (device) {
+    // On the device the modal stresses of all modes are one product S Phi with the sparse
+    // nodal-stress operator (the recovery is linear). Phi's first m columns are contiguous:
+    // [n_equations, m] column-major; the result is [m, n_nodes, 6]. The CPU keeps the per-mode
+    // recovery: building S and the CPU product cost more than it below ~100 modes of C3D8 and
+    // 4x more on 20-node elements (bench_modal_stress, benchmarks/RESULTS.md).
+    const model::NodalStressOperator stress_operator = model::nodal_stress_operator(model, dofs);
+    kernels::sparse_times_dense(*device, stress_operator.view(), result.vectors.data(),
+                                static_cast<std::size_t>(m), data.nodal_stress.data());
   }
   rep.stress_seconds = seconds_since(start);
   return data;
@@ -118,7 +160,44 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
   solver_options.block_size = options.block_size;
   solver_options.ordering = options.ordering;
   ModalResult result;
-  if (options.fmax_hz > 0.0 && options.method == EigenMethod::block) {
+  std::shared_ptr<const Executor> device = device_for(options, dofs.n_equations);
+  if (device) {
+    // The dense solve on the device; with fmax the request doubles until a mode lies above it.
+    try {
+      for (;;) {
+        solver_options.n_modes =
+            static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
+        result = detail::solve_lowest_modes_dense(*device, system.stiffness, system.mass,
+                                                  solver_options);
+        ++rep.solves;
+        rep.solve_seconds += result.solve_seconds;
+        rep.factor_nonzeros = result.factor_nonzeros;
+        rep.method = result.method;
+        if (options.fmax_hz <= 0.0) break;
+        const double highest = frequency_hz(result.eigenvalues(result.eigenvalues.size() - 1));
+        if (highest > options.fmax_hz || solver_options.n_modes >= dofs.n_equations) break;
+        spdlog::info("{} modes reach only {:.4g} Hz < fmax {:.4g} Hz: asking for {}",
+                     solver_options.n_modes, highest, options.fmax_hz,
+                     2 * solver_options.n_modes);
+        solver_options.n_modes *= 2;
+      }
+    } catch (const Error& error) {
+      // K and M sharing null vectors (K - sigma M singular, which only the CPU path
+      // regularises), or out of device memory: `auto` goes on on the CPU.
+      const bool recoverable = dynamic_cast<const NumericalError*>(&error) != nullptr ||
+                               dynamic_cast<const DeviceResourceError*>(&error) != nullptr;
+      if (!options.cpu_fallback || !recoverable) throw;
+      spdlog::info("modal: the dense solve on {} failed ({}): solving on the CPU",
+                   device->description(), error.what());
+      device.reset();
+      rep.solves = 0;
+      rep.solve_seconds = 0.0;
+      solver_options.n_modes = options.n_modes;
+    }
+  }
+  rep.backend = device ? fmt::format("cuda (dense cuSOLVER) on {}", device->description())
+                       : CpuExecutor{}.description();
+  if (!device && options.fmax_hz > 0.0 && options.method == EigenMethod::block) {
     // Every mode below fmax: the Sturm count at fmax says how many, spectrum slicing finds them.
     solver_options.upper = std::pow(2.0 * std::numbers::pi * options.fmax_hz, 2);
     solver_options.n_modes =
@@ -136,7 +215,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
     rep.ritz_seconds += result.ritz_seconds;
   }
-  for (; !(options.fmax_hz > 0.0 && options.method == EigenMethod::block);) {
+  for (; !device && !(options.fmax_hz > 0.0 && options.method == EigenMethod::block);) {
     solver_options.n_modes =
         static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
     result = solve_lowest_modes(system.stiffness, system.mass, solver_options);
@@ -181,7 +260,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     rep.sturm_count = count.below;
   }
 
-  return detail::modes_data(model, dofs, result, m, rep);
+  return detail::modes_data(model, dofs, result, m, rep, device.get());
 }
 
 }  // namespace vsense::solvers

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/executor.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/model.hpp"
 #include "vsense/solvers/modal.hpp"
@@ -187,6 +188,10 @@ void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass);
 /// slice.
 ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                const ModalOptions& options, double sigma);
+/// The dense path on an executor's backend (dense_device.cpp): the lowest options.n_modes
+/// pairs of the densified pencil, checked by finish_result like the sparse paths.
+ModalResult solve_lowest_modes_dense(const Executor& exec, const SparseMatrix& stiffness,
+                                     const SparseMatrix& mass, const ModalOptions& options);
 /// The block path (block_lanczos.cpp).
 ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                      const ModalOptions& options, double sigma);
@@ -197,8 +202,10 @@ ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const Sparse
 int accepted_modes(const ModalResult& result, const ModalAnalysisOptions& options);
 
 /// The modes-file contents for the first m modes of `result`: shapes on all nodes, nodal modal
-/// stresses (timed into rep.stress_seconds), mesh and node sets.
+/// stresses (timed into rep.stress_seconds), mesh and node sets. With a CUDA `device` the
+/// stresses are one sparse product S Phi there; without, each mode's recovery on the CPU.
 io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
-                         const ModalResult& result, int m, ModalAnalysisReport& rep);
+                         const ModalResult& result, int m, ModalAnalysisReport& rep,
+                         const Executor* device = nullptr);
 
 }  // namespace vsense::solvers::detail

@@ -7,6 +7,7 @@
 
 #include "common/test_support.hpp"
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/executor.hpp"
 
 namespace {
 
@@ -89,6 +90,54 @@ TEST(ModesCommand, BadRequestsFailWithOneLineAndNoOutput) {
   EXPECT_NE(r.err.find("bar.inp:"), std::string::npos) << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(ModesCommand, CudaBackendWithoutADeviceFailsWithItsExitCodeAndOneLine) {
+  if (vsense::CudaExecutor::device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  ScratchDir dir("modes-cli-cuda");
+  const auto model = write_bar(dir);
+  const auto out = dir.file("modes.h5");
+  const auto r = run_vsense("modes '" + model + "' --modes 3 --out '" + out + "' --backend cuda");
+  // README exit codes: 5 backend not compiled, 6 no device.
+  EXPECT_EQ(r.exit_code, vsense::CudaExecutor::compiled() ? 6 : 5) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(vsense::CudaExecutor::compiled() ? "no usable CUDA device" : "CUDA"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(ModesCommand, AutoBackendWithoutADeviceRunsOnTheCpu) {
+  if (vsense::CudaExecutor::device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
+  ScratchDir dir("modes-cli-auto");
+  const auto model = write_bar(dir);
+  const auto out = dir.file("modes.h5");
+  const auto r = run_vsense("modes '" + model + "' --modes 3 --out '" + out +
+                            "' --backend auto --json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"backend\":\"cpu"), std::string::npos) << r.out;
+  EXPECT_EQ(vsense::io::read_modes(out).n_modes(), 3u);
+}
+
+TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  ScratchDir dir("modes-cli-cuda-run");
+  const auto model = write_bar(dir);
+  const auto on_cpu = dir.file("cpu.h5"), on_gpu = dir.file("gpu.h5");
+  const auto c = run_vsense("modes '" + model + "' --modes 5 --out '" + on_cpu +
+                            "' --backend cpu -q");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto g = run_vsense("modes '" + model + "' --modes 5 --out '" + on_gpu +
+                            "' --backend cuda --json -q");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.out.find("\"backend\":\"cuda (dense cuSOLVER) on cuda:0"), std::string::npos)
+      << g.out;
+  const auto a = vsense::io::read_modes(on_cpu), b = vsense::io::read_modes(on_gpu);
+  ASSERT_EQ(b.n_modes(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_NEAR(b.frequencies_hz[i], a.frequencies_hz[i], 1e-8 * a.frequencies_hz[i]) << i;
+    EXPECT_LE(b.residuals[i], 1e-6) << i;
+  }
 }
 
 TEST(ModelExportCommand, WritesSymmetricMatrixMarketFiles) {

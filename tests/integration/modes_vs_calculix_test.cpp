@@ -27,6 +27,7 @@
 #include "common/test_support.hpp"
 #include "common/tolerances.hpp"
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/executor.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
 #include "vsense/solvers/slepc.hpp"
@@ -145,6 +146,9 @@ protected:
     if (!ccx::available()) GTEST_SKIP() << ccx::unavailable_message();
     if (backend() == "slepc" && !vsense::solvers::slepc_compiled()) {
       GTEST_SKIP() << "this build has no SLEPc backend (VSENSE_WITH_SLEPC)";
+    }
+    if (backend() == "cuda" && vsense::CudaExecutor::device_count() == 0) {
+      GTEST_SKIP() << "no usable CUDA device";
     }
   }
   const std::string& model_name() const { return std::get<0>(GetParam()); }
@@ -288,7 +292,9 @@ INSTANTIATE_TEST_SUITE_P(Models, ModesVsCalculix,
                                                               "c3d20r_cantilever",
                                                               "mixed_springs_masses",
                                                               "free_free_c3d20"),
-                                            ::testing::Values("cpu", "slepc")),
+                                            // cuda: the dense device path (these models have
+                                            // at most a few thousand equations)
+                                            ::testing::Values("cpu", "slepc", "cuda")),
                          name_of);
 
 }  // namespace

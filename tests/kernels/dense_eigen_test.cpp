@@ -101,6 +101,44 @@ TEST(DenseModes, CudaMatchesTheCpu) {
   }
 }
 
+vsense::kernels::LowerCscView view_of(const vsense::model::SparseMatrix& a) {
+  return {a.rows(), a.outerIndexPtr(), a.innerIndexPtr(), a.valuePtr()};
+}
+
+TEST(DenseModes, SparseLowerTrianglesGiveTheDenseResult) {
+  const Dense d = dense_of("ccx/c3d8_cantilever.inp");
+  const std::size_t count = 6;
+  std::vector<double> a(count), b(count), xa(d.n * count), xb(d.n * count);
+  const vsense::CpuExecutor cpu;
+  vsense::kernels::dense_lowest_modes(cpu, d.k.data(), d.m.data(), d.n, -1e3, count, a.data(),
+                                      xa.data());
+  vsense::kernels::dense_lowest_modes(cpu, view_of(d.sparse_k), view_of(d.sparse_m), -1e3, count,
+                                      b.data(), xb.data());
+  for (std::size_t j = 0; j < count; ++j) EXPECT_EQ(b[j], a[j]) << j;  // the same dense solve
+  EXPECT_EQ(xb, xa);
+  // K and M of different sizes are a request error.
+  const vsense::kernels::LowerCscView short_m{d.sparse_m.rows() - 1, d.sparse_m.outerIndexPtr(),
+                                              d.sparse_m.innerIndexPtr(), d.sparse_m.valuePtr()};
+  EXPECT_THROW(vsense::kernels::dense_lowest_modes(cpu, view_of(d.sparse_k), short_m, -1e3, 1,
+                                                   b.data(), xb.data()),
+               vsense::InputError);
+}
+
+TEST(DenseModes, CudaFromSparseLowerTrianglesMatchesTheCpu) {
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  const Dense d = dense_of("ccx/free_free_c3d20.inp");
+  const std::size_t count = 10;
+  std::vector<double> a(count), b(count), xa(d.n * count), xb(d.n * count);
+  vsense::kernels::dense_lowest_modes(vsense::CpuExecutor{}, view_of(d.sparse_k),
+                                      view_of(d.sparse_m), -1e2, count, a.data(), xa.data());
+  const auto gpu = vsense::CudaExecutor::create(0);
+  vsense::kernels::dense_lowest_modes(*gpu, view_of(d.sparse_k), view_of(d.sparse_m), -1e2, count,
+                                      b.data(), xb.data());
+  // Six rigid-body modes (zero to round-off of the largest), then elastic ones to 1e-8.
+  for (std::size_t j = 0; j < 6; ++j) EXPECT_LT(std::abs(b[j]), 1e-6 * a[6]) << j;
+  for (std::size_t j = 6; j < count; ++j) EXPECT_NEAR(b[j], a[j], 1e-8 * a[j]) << j;
+}
+
 TEST(DenseModes, ImpossibleRequestsAreErrors) {
   const std::vector<double> k{2.0, 0.0, 0.0, 3.0}, m{1.0, 0.0, 0.0, 1.0};
   std::vector<double> values(3), vectors(6);

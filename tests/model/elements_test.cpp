@@ -321,6 +321,37 @@ void check_degenerate_element_throws(ElementType type, const char* name) {
                vsense::InputError);
 }
 
+/// The element stress matrix against solid_nodal_stress: each column is the stress of a unit
+/// displacement, and the matrix times a general field is that field's stress.
+void check_stress_matrix(ElementType type) {
+  const auto xyz = distorted_element(type);
+  const int n = static_cast<int>(xyz.size() / 3);
+  std::vector<double> matrix(18 * n * n);  // [6n, 3n] row-major
+  solid_nodal_stress_matrix(type, xyz.data(), steel(), matrix.data());
+  std::vector<double> u(3 * n), stress(6 * n);
+  for (int c = 0; c < 3 * n; ++c) {
+    std::fill(u.begin(), u.end(), 0.0);
+    u[c] = 1.0;
+    solid_nodal_stress(type, xyz.data(), steel(), u.data(), stress.data());
+    double peak = 0.0;
+    for (double v : stress) peak = std::max(peak, std::abs(v));
+    ASSERT_GT(peak, 0.0) << "column " << c;
+    for (int r = 0; r < 6 * n; ++r) {
+      ASSERT_NEAR(matrix[r * 3 * n + c], stress[r], round_off_rel * peak)
+          << "row " << r << " column " << c;
+    }
+  }
+  for (int i = 0; i < 3 * n; ++i) u[i] = 1e-4 * std::sin(1.0 + 0.7 * i);
+  solid_nodal_stress(type, xyz.data(), steel(), u.data(), stress.data());
+  double peak = 0.0;
+  for (double v : stress) peak = std::max(peak, std::abs(v));
+  for (int r = 0; r < 6 * n; ++r) {
+    double product = 0.0;
+    for (int c = 0; c < 3 * n; ++c) product += matrix[r * 3 * n + c] * u[c];
+    EXPECT_NEAR(product, stress[r], round_off_rel * peak) << "row " << r;
+  }
+}
+
 #define VSENSE_SOLID_ELEMENT_TESTS(NAME, TYPE, ZERO_MODES)                                    \
   TEST(SolidElements, NAME##StiffnessAndMassAreSymmetric) { check_symmetry(TYPE); }           \
   TEST(SolidElements, NAME##RigidBodyMotionGivesZeroForce) { check_rigid_body_motion(TYPE); } \
@@ -332,6 +363,9 @@ void check_degenerate_element_throws(ElementType type, const char* name) {
     check_patch_test(TYPE);                                                                   \
   }                                                                                           \
   TEST(SolidElements, NAME##VolumeMatchesIndependentCalculation) { check_volume(TYPE); }      \
+  TEST(SolidElements, NAME##StressMatrixColumnsAreUnitDisplacementStresses) {                 \
+    check_stress_matrix(TYPE);                                                                \
+  }                                                                                           \
   TEST(SolidElements, NAME##DegenerateElementThrowsInputError) {                              \
     check_degenerate_element_throws(TYPE, #NAME);                                             \
   }

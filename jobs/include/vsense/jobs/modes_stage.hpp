@@ -16,8 +16,9 @@ struct ModesRequest {
   std::string out_path;         ///< vsense-modes file
   std::string xdmf_path;        ///< empty: OUT with .xdmf (when the mesh has solid cells); "-": none
   std::string units = "SI";     ///< units the .inp is written in (SI or mm-t-s)
-  /// auto|cpu|cuda|slepc; auto: slepc under mpirun with several ranks (when built), else the
-  /// device when present, else cpu
+  /// auto|cpu|cuda|cuda:N|slepc; auto: slepc under mpirun with several ranks (when built), else
+  /// the device when present and the model within its dense limit, else cpu. cuda solves
+  /// densely on the device up to that limit.
   std::string backend = "auto";
   solvers::ModalAnalysisOptions options;
 };
@@ -25,7 +26,7 @@ struct ModesRequest {
 struct ModesSummary {
   std::string model_path, out_path;
   std::string xdmf_path;  ///< ParaView companion of out_path (empty without solid cells)
-  std::string backend;    ///< what ran
+  std::string backend;    ///< what ran, e.g. "cuda (dense cuSOLVER) on cuda:0 ..." or "cpu (...)"
   int ranks = 1;
   std::int64_t n_nodes = 0, n_elements = 0;
   std::vector<double> frequencies_hz;
@@ -39,7 +40,8 @@ struct ModesSummary {
 /// Collective over `comm`: on the SLEPc backend every rank takes part in the solve; otherwise the
 /// modal solver is serial, so rank 0 computes while the other ranks wait. Rank 0 writes. The summary is complete on rank 0; the others get the paths and ranks.
 /// @throws InputError (model, request), NumericalError (a check failed), IoError, NotCompiled
-///         (a backend the modal solver does not have), on every rank.
+///         (no CUDA in this build, or --backend cuda above the dense limit), DeviceUnavailable,
+///         on every rank.
 ModesSummary run_modes(const ModesRequest& request, const cluster::Communicator& comm);
 
 /// One-object JSON of a summary (`"command":"modes"`), for `--json` and the job runner.

@@ -24,6 +24,13 @@ void solid_matrices(ElementType type, const double* coordinates, const Material&
 void solid_nodal_stress(ElementType type, const double* coordinates, const Material& material,
                         const double* displacement, double* stress);
 
+/// @brief The element's stress matrix: solid_nodal_stress is linear in the displacements, and
+/// column 3 b + d of this matrix is its result for the unit displacement of node b in
+/// direction d (the same arithmetic, without the zero terms).
+/// @param[out] matrix [6n, 3n] row-major: row 6 a + k is component k at node a
+void solid_nodal_stress_matrix(ElementType type, const double* coordinates,
+                               const Material& material, double* matrix);
+
 /// @brief Volume of a solid element (integrated with its mass rule).
 double solid_volume(ElementType type, const double* coordinates);
 

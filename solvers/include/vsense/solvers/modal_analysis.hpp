@@ -4,9 +4,11 @@
 /// contents of a modes file.
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/executor.hpp"
 #include "vsense/model/model.hpp"
 #include "vsense/solvers/modal.hpp"
 
@@ -21,6 +23,14 @@ enum class ModalBackend {
 
 struct ModalAnalysisOptions {
   ModalBackend backend = ModalBackend::cpu;
+  /// cuda: the device (nullptr: CUDA device 0). The eigen-solve is dense (cuSOLVER) for models
+  /// up to kernels::cuda::dense_modes_max_equations equations; the modal stresses are one
+  /// cuSPARSE product; the Sturm check stays on the CPU (MUMPS).
+  std::shared_ptr<const Executor> executor;
+  /// cuda: a model above the dense limit (or a pencil the dense path cannot factor, or one that
+  /// runs out of device memory) is solved on the CPU with an info line saying why, instead of
+  /// failing (`--backend auto`).
+  bool cpu_fallback = false;
   int n_modes = 10;  ///< modes wanted (with fmax_hz: the first batch size)
   /// When > 0: return every mode below this frequency (the request grows until one mode above
   /// it is found); n_modes is then the starting size.
@@ -37,6 +47,7 @@ struct ModalAnalysisOptions {
 
 /// What the analysis did, for logs and `--json`.
 struct ModalAnalysisReport {
+  std::string backend;  ///< what solved, e.g. "cuda (dense cuSOLVER) on cuda:0 NVIDIA H100 ..."
   std::int64_t n_equations = 0;
   std::int64_t stiffness_nonzeros = 0;  ///< lower triangle incl. diagonal
   std::int64_t factor_nonzeros = 0;
