@@ -39,12 +39,21 @@ void register_modes(CLI::App& app, CommonOptions& common) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out,-o", args->out, "Output modes file (HDF5)")->required();
   cmd->add_option("--backend", args->backend,
-                  "auto|cpu|cuda|slepc. cuda: dense cuSOLVER on the GPU for models up to 20,000\n"
+                  "auto|cpu|cuda[:N]|slepc. cuda: dense cuSOLVER on the GPU for models up to 20,000\n"
                   "equations. auto: under mpirun with several ranks, slepc; else the GPU when present\n"
                   "and the model within that limit; else the CPU. slepc: PETSc/SLEPc Krylov-Schur on\n"
                   "a MUMPS Cholesky factor, distributed over the MPI ranks (PETSC_OPTIONS reaches\n"
                   "its -eps_/-st_ options)")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda", "slepc"}))
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value == "auto" || value == "cpu" || value == "cuda" || value == "slepc") return {};
+            if (value.rfind("cuda:", 0) == 0 && value.size() > 5 &&
+                value.find_first_not_of("0123456789", 5) == std::string::npos) {
+              return {};
+            }
+            return "must be auto, cpu, cuda, cuda:N or slepc (got '" + value + "')";
+          },
+          "auto|cpu|cuda[:N]|slepc"))
       ->capture_default_str();
   cmd->add_option("--units", args->units,
                   "Units the .inp is written in: SI (m, kg, s) or mm-t-s (mm, tonne, s)")

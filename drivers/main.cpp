@@ -93,7 +93,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every other command-line error is a bad request (exit 2, as
+    // documented), not CLI11's own codes (105 for a failed validator, ...).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   } catch (const vsense::Error& e) {
     // An error every rank agreed on is printed once, by rank 0.
     if (rank == 0 || !vsense::cluster::failure_was_agreed()) {

@@ -79,7 +79,7 @@ TEST(ModesCommand, BadRequestsFailWithOneLineAndNoOutput) {
   };
   for (const auto& c : cases) {
     const auto r = run_vsense(c.args);
-    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_EQ(r.exit_code, 2) << "a bad request (README's exit codes): " << c.args;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
     EXPECT_FALSE(std::filesystem::exists(out)) << c.args;
   }
@@ -97,14 +97,17 @@ TEST(ModesCommand, CudaBackendWithoutADeviceFailsWithItsExitCodeAndOneLine) {
   ScratchDir dir("modes-cli-cuda");
   const auto model = write_bar(dir);
   const auto out = dir.file("modes.h5");
-  const auto r = run_vsense("modes '" + model + "' --modes 3 --out '" + out + "' --backend cuda");
-  // README exit codes: 5 backend not compiled, 6 no device.
-  EXPECT_EQ(r.exit_code, vsense::CudaExecutor::compiled() ? 6 : 5) << r.err;
-  EXPECT_EQ(count_lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find(vsense::CudaExecutor::compiled() ? "no usable CUDA device" : "CUDA"),
-            std::string::npos)
-      << r.err;
-  EXPECT_FALSE(std::filesystem::exists(out));
+  for (const std::string backend : {"cuda", "cuda:1"}) {
+    const auto r =
+        run_vsense("modes '" + model + "' --modes 3 --out '" + out + "' --backend " + backend);
+    // README exit codes: 5 backend not compiled, 6 no device.
+    EXPECT_EQ(r.exit_code, vsense::CudaExecutor::compiled() ? 6 : 5) << backend << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(vsense::CudaExecutor::compiled() ? "no usable CUDA device" : "CUDA"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
 }
 
 TEST(ModesCommand, AutoBackendWithoutADeviceRunsOnTheCpu) {
