@@ -82,6 +82,21 @@ Chain free_free_chain(std::int64_t n, double stiffness, double mass) {
   return {from_triplets(n, k), from_triplets(n, m)};
 }
 
+// Two identical, uncoupled free-free chains (unit masses): every eigenvalue is double.
+Chain two_free_free_chains(std::int64_t n, double stiffness, double mass) {
+  const Chain chain = free_free_chain(n, stiffness, mass);
+  std::vector<Triplet> k, m;
+  for (int copy = 0; copy < 2; ++copy) {
+    for (std::int64_t col = 0; col < n; ++col) {
+      for (SparseMatrix::InnerIterator it(chain.stiffness, col); it; ++it) {
+        k.emplace_back(it.row() + copy * n, it.col() + copy * n, it.value());
+      }
+      m.emplace_back(col + copy * n, col + copy * n, mass);
+    }
+  }
+  return {from_triplets(2 * n, k), from_triplets(2 * n, m)};
+}
+
 // Eigenvalues of the free-free chain: the path graph's Laplacian has eigenvalues
 // 2 - 2 cos(j pi / n), j = 0..n-1, so lambda_j = (2 k / m) (1 - cos(j pi / n)).
 double chain_eigenvalue(std::int64_t j, std::int64_t n, double stiffness, double mass) {
@@ -217,17 +232,9 @@ TEST(ModalSolver, ResidualsAreSmallAndMatchTheirDefinition) {
 TEST(ModalSolver, RepeatedEigenvaluesAreAllFound) {
   // Two identical, uncoupled free-free chains: every eigenvalue is double (two rigid modes).
   const std::int64_t n = 120;
-  const Chain chain = free_free_chain(n, 1.0e4, 1.0);
-  std::vector<Triplet> k, m;
-  for (int copy = 0; copy < 2; ++copy) {
-    for (int col = 0; col < n; ++col) {
-      for (SparseMatrix::InnerIterator it(chain.stiffness, col); it; ++it) {
-        k.emplace_back(it.row() + copy * n, it.col() + copy * n, it.value());
-      }
-      m.emplace_back(col + copy * n, col + copy * n, 1.0);
-    }
-  }
-  const SparseMatrix stiffness = from_triplets(2 * n, k), mass = from_triplets(2 * n, m);
+  const Chain doubled = two_free_free_chains(n, 1.0e4, 1.0);
+  const SparseMatrix& stiffness = doubled.stiffness;
+  const SparseMatrix& mass = doubled.mass;
   ModalOptions options;
   options.n_modes = 10;
   const ModalResult result = solve_lowest_modes(stiffness, mass, options);
@@ -604,17 +611,9 @@ TEST(SlepcSolver, RepeatedEigenvaluesAreAllFound) {
   VSENSE_SKIP_WITHOUT_SLEPC();
   // Two identical, uncoupled free-free chains: every eigenvalue is double (two rigid modes).
   const std::int64_t n = 120;
-  const Chain chain = free_free_chain(n, 1.0e4, 1.0);
-  std::vector<Triplet> k, m;
-  for (int copy = 0; copy < 2; ++copy) {
-    for (int col = 0; col < n; ++col) {
-      for (SparseMatrix::InnerIterator it(chain.stiffness, col); it; ++it) {
-        k.emplace_back(it.row() + copy * n, it.col() + copy * n, it.value());
-      }
-      m.emplace_back(col + copy * n, col + copy * n, 1.0);
-    }
-  }
-  const SparseMatrix stiffness = from_triplets(2 * n, k), mass = from_triplets(2 * n, m);
+  const Chain doubled = two_free_free_chains(n, 1.0e4, 1.0);
+  const SparseMatrix& stiffness = doubled.stiffness;
+  const SparseMatrix& mass = doubled.mass;
   ModalOptions options;
   options.n_modes = 10;
   const ModalResult result = solve_lowest_modes_slepc(&stiffness, &mass, options, true);
