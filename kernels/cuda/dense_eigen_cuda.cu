@@ -138,25 +138,39 @@ void check_count(std::size_t n, std::size_t count) {
   }
 }
 
+/// What both entry points set up: the executor's device and stream, a cuSOLVER handle on it,
+/// and the two n x n device matrices (a: M, then the eigenvectors; b: K, then K - sigma M).
+struct DenseProblem {
+  DenseProblem(const CudaExecutor& exec, std::size_t n) {
+    VSENSE_CUDA_CHECK(cudaSetDevice(exec.device_id()));
+    stream = static_cast<cudaStream_t>(exec.stream());
+    VSENSE_CUSOLVER_CHECK(cusolverDnCreate(&solver.handle));
+    VSENSE_CUSOLVER_CHECK(cusolverDnSetStream(solver.handle, stream));
+    a_device = a.reserve(n * n);
+    b_device = b.reserve(n * n);
+  }
+  cudaStream_t stream = nullptr;
+  Handle solver;
+  DeviceBuffer<double> a, b;
+  double* a_device = nullptr;
+  double* b_device = nullptr;
+};
+
 }  // namespace
 
 void dense_lowest_modes(const CudaExecutor& exec, const double* stiffness, const double* mass,
                         std::size_t n, double shift, std::size_t count, double* eigenvalues,
                         double* vectors) {
   check_count(n, count);
-  VSENSE_CUDA_CHECK(cudaSetDevice(exec.device_id()));
-  auto stream = static_cast<cudaStream_t>(exec.stream());
-  Handle solver;
-  VSENSE_CUSOLVER_CHECK(cusolverDnCreate(&solver.handle));
-  VSENSE_CUSOLVER_CHECK(cusolverDnSetStream(solver.handle, stream));
+  DenseProblem problem(exec, n);
+  const auto stream = problem.stream;
   const std::size_t nn = n * n;
-  DeviceBuffer<double> a, b;
-  double* a_device = a.reserve(nn);  // M, then the eigenvectors
-  double* b_device = b.reserve(nn);  // K, then K - sigma M
+  double* a_device = problem.a_device;
+  double* b_device = problem.b_device;
   VSENSE_CUDA_CHECK(cudaMemcpyAsync(a_device, mass, nn * sizeof(double), cudaMemcpyHostToDevice, stream));
   VSENSE_CUDA_CHECK(cudaMemcpyAsync(b_device, stiffness, nn * sizeof(double), cudaMemcpyHostToDevice, stream));
-  solve_on_device(solver.handle, stream, a_device, b_device, n, shift, count, eigenvalues,
-                  vectors);
+  solve_on_device(problem.solver.handle, stream, a_device, b_device, n, shift, count,
+                  eigenvalues, vectors);
 }
 
 void dense_lowest_modes(const CudaExecutor& exec, const LowerCscView& stiffness,
@@ -168,15 +182,11 @@ void dense_lowest_modes(const CudaExecutor& exec, const LowerCscView& stiffness,
   }
   const auto n = static_cast<std::size_t>(stiffness.n);
   check_count(n, count);
-  VSENSE_CUDA_CHECK(cudaSetDevice(exec.device_id()));
-  auto stream = static_cast<cudaStream_t>(exec.stream());
-  Handle solver;
-  VSENSE_CUSOLVER_CHECK(cusolverDnCreate(&solver.handle));
-  VSENSE_CUSOLVER_CHECK(cusolverDnSetStream(solver.handle, stream));
+  DenseProblem problem(exec, n);
+  const auto stream = problem.stream;
   const std::size_t nn = n * n;
-  DeviceBuffer<double> a, b;
-  double* a_device = a.reserve(nn);  // M, then the eigenvectors
-  double* b_device = b.reserve(nn);  // K, then K - sigma M
+  double* a_device = problem.a_device;
+  double* b_device = problem.b_device;
   VSENSE_CUDA_CHECK(cudaMemsetAsync(a_device, 0, nn * sizeof(double), stream));
   VSENSE_CUDA_CHECK(cudaMemsetAsync(b_device, 0, nn * sizeof(double), stream));
   DeviceCsc k_device, m_device;
@@ -189,8 +199,8 @@ void dense_lowest_modes(const CudaExecutor& exec, const LowerCscView& stiffness,
   scatter_lower_kernel<<<std::max(blocks, 1), 256, 0, stream>>>(
       mass.n, m_device.offsets.get(), m_device.rows.get(), m_device.values.get(), a_device);
   VSENSE_CUDA_CHECK(cudaGetLastError());
-  solve_on_device(solver.handle, stream, a_device, b_device, n, shift, count, eigenvalues,
-                  vectors);
+  solve_on_device(problem.solver.handle, stream, a_device, b_device, n, shift, count,
+                  eigenvalues, vectors);
 }
 
 std::int64_t dense_modes_max_equations(const CudaExecutor& exec) {
