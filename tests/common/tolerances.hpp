@@ -104,4 +104,24 @@ inline constexpr double backend_frequency_rel = 1e-8;
 /// residual / relative gap, ~1e-9 at gaps of 1e-3; a different mode gives MAC well below 0.9.
 inline constexpr double backend_mac_min = 0.999999;
 
+// ---- sparse Cholesky solves ---------------------------------------------------------------
+
+/// Double precision unit roundoff (2^-52), spelled out to keep this header free of includes.
+inline constexpr double double_epsilon = 0x1p-52;
+
+/// Two solves of A x = b with the same Cholesky factor that sum in different orders (CHOLMOD,
+/// the supernodal CPU reference, the GPU with atomics and cuBLAS blocking), as
+/// ||x - x_ref||_2 / ||x_ref||_2: each is backward stable, so each has a forward error of at most
+/// ~ c eps cond_2(A), with c growing like the root of the terms per dot product in practice
+/// (<= 45 for the <= 2000 rows of a test supernode). 64 eps cond(A) covers that; a wrong
+/// supernode, level order or permutation gives O(1).
+inline constexpr double factor_solve_rel(double condition) {
+  return 64.0 * double_epsilon * condition;
+}
+
+/// The normwise backward error ||A x - b||_inf / (||A||_inf ||x||_inf) of such a solve:
+/// Cholesky's bound is (3n + 1) eps worst case, O(sqrt(terms) eps) in practice; measured
+/// ~1e-16 on the test matrices. 64 eps leaves margin and still catches any real error.
+inline constexpr double factor_solve_backward_error = 64.0 * double_epsilon;
+
 }  // namespace vsense::test::tolerance
