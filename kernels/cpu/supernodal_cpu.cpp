@@ -46,6 +46,18 @@ SupernodalSchedule supernodal_schedule(const SupernodalFactorView& f) {
     malformed(fmt::format("super[0] = {}, super[{}] = {} (n = {}), pi[0] = {}, px[0] = {}",
                           f.super[0], ns, f.super[ns], f.n, f.pi[0], f.px[0]));
   }
+  if (f.perm != nullptr) {
+    // Solves index B and X through it: a repeated or out-of-range entry would write out of
+    // bounds (on the device too).
+    std::vector<char> taken(static_cast<std::size_t>(f.n), 0);
+    for (std::int64_t i = 0; i < f.n; ++i) {
+      const std::int64_t p = f.perm[i];
+      if (p < 0 || p >= f.n || taken[static_cast<std::size_t>(p)]) {
+        malformed(fmt::format("perm[{}] = {} is out of range or repeated (n = {})", i, p, f.n));
+      }
+      taken[static_cast<std::size_t>(p)] = 1;
+    }
+  }
   // The supernode of each column, to find parents.
   std::vector<std::int64_t> owner(static_cast<std::size_t>(f.n));
   for (std::int64_t s = 0; s < ns; ++s) {

@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kThreads)
         x1[r + j * kSmallMaxColumns] = xc[k1 + r + j * ldx];
       }
       __syncthreads();
-      for (int c = warp; c < ncols; c += n_warps) {  // uniform within a warp
+      for (int c = warp; nbelow > 0 && c < ncols; c += n_warps) {  // uniform within a warp
         double acc[kRhsChunk];
 #pragma unroll
         for (int j = 0; j < kRhsChunk; ++j) acc[j] = 0.0;

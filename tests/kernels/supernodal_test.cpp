@@ -468,6 +468,16 @@ TEST(SupernodalSchedule, RejectsMalformedFactors) {
   const std::int64_t bad_super[] = {1, 1, 2};
   v.super = bad_super;
   EXPECT_THROW(vsense::kernels::supernodal_schedule(v), vsense::InputError);
+  // A valid factor (two roots) with a permutation that repeats an index.
+  const std::int64_t roots_pi[] = {0, 1, 2}, roots_px[] = {0, 1, 2}, roots_rows[] = {0, 1};
+  const std::int64_t repeated[] = {1, 1};
+  v.super = super;
+  v.pi = roots_pi;
+  v.px = roots_px;
+  v.rows = roots_rows;
+  EXPECT_EQ(vsense::kernels::supernodal_schedule(v).n_levels, 1);
+  v.perm = repeated;
+  EXPECT_THROW(vsense::kernels::supernodal_schedule(v), vsense::InputError);
 }
 
 TEST(SupernodalSchedule, SolvesWithoutAPermutation) {

@@ -57,7 +57,7 @@ struct SupernodalSchedule {
 /// @brief The level schedule of a factor; checks the factor's structure on the way.
 /// @throws InputError when the view is not a supernodal factor (offsets not increasing, a
 /// diagonal block whose rows are not the supernode's columns, rows below not ascending or out
-/// of range, a row below in a supernode of the same or a lower level).
+/// of range, a row below in a supernode of the same or a lower level, perm not a permutation).
 SupernodalSchedule supernodal_schedule(const SupernodalFactorView& factor);
 
 namespace cpu {
