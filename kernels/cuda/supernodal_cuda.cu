@@ -151,10 +151,9 @@ struct DeviceSupernodalFactor::Impl {
     double* t = below.get();  // [nbelow, nrhs] = L21 X1
     VSENSE_CUBLAS_CHECK(cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, nbelow, m, ncols, &one,
                                     l + ncols, nrows, x1, n, &zero, t, nbelow));
-    const std::int64_t total = static_cast<std::int64_t>(nbelow) * nrhs;
-    detail::scatter_subtract_kernel<<<blocks_for(total, kElementThreads), kElementThreads, 0,
-                                      stream()>>>(rows.get() + s.row_offset + ncols, nbelow, nrhs,
-                                                  t, x, plan.n);
+    const unsigned blocks = blocks_for(static_cast<std::int64_t>(nbelow) * nrhs, kElementThreads);
+    detail::scatter_subtract_kernel<<<blocks, kElementThreads, 0, stream()>>>(
+        rows.get() + s.row_offset + ncols, nbelow, nrhs, t, x, plan.n);
     VSENSE_CUDA_CHECK(cudaGetLastError());
   }
 
@@ -167,10 +166,9 @@ struct DeviceSupernodalFactor::Impl {
     const int nbelow = nrows - ncols;
     if (nbelow > 0) {
       double* t = below.get();  // [nbelow, nrhs] = X[rows below, :]
-      const std::int64_t total = static_cast<std::int64_t>(nbelow) * nrhs;
-      detail::
-          gather_rows_kernel<<<blocks_for(total, kElementThreads), kElementThreads, 0, stream()>>>(
-              rows.get() + s.row_offset + ncols, nbelow, nrhs, x, plan.n, t);
+      const unsigned blocks = blocks_for(static_cast<std::int64_t>(nbelow) * nrhs, kElementThreads);
+      detail::gather_rows_kernel<<<blocks, kElementThreads, 0, stream()>>>(
+          rows.get() + s.row_offset + ncols, nbelow, nrhs, x, plan.n, t);
       VSENSE_CUDA_CHECK(cudaGetLastError());
       // X1 -= L21^T T
       VSENSE_CUBLAS_CHECK(cublasDgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, ncols, m, nbelow, &minus_one,
