@@ -6,6 +6,7 @@ CHOLMOD on the built-in genset, all in the same run, with time and peak-memory r
     python3 benchmarks/modes_compare.py --dofs 1e5 1e6 --modes 50 --skip ccx
     python3 benchmarks/modes_compare.py --modes 50 --solvers block lanczos   # both CPU solvers
     python3 benchmarks/modes_compare.py --modes 50 --slepc-ranks 2           # SLEPc on 2 ranks
+    python3 benchmarks/modes_compare.py --dofs 1e6 --modes 50 200 --cuda     # and the GPU command
 
 The vsense rows are the whole `vsense modes` command per solver (`--solvers`, default the
 block solver; `lanczos` is the single-vector reference it replaced), with its own breakdown
@@ -88,6 +89,9 @@ def main():
     ap.add_argument("--slepc-ranks", type=int, default=1, help="MPI ranks of the SLEPc run")
     ap.add_argument("--solvers", nargs="+", default=["block"], choices=["block", "lanczos"])
     ap.add_argument("--work", default=None)
+    ap.add_argument("--cuda", action="store_true",
+                    help="also run the whole `vsense modes --backend cuda` (needs a CUDA device): "
+                         "time and the CPU command's time over it")
     args = ap.parse_args()
 
     vsense = os.path.abspath(os.path.join(args.build, "bin", "vsense"))
@@ -118,6 +122,12 @@ def main():
                             f"{key}_solve_s": t["factor"] + t["solve"], f"{key}_sturm_s": t.get("sturm", 0.0),
                             f"{key}_breakdown": t, f"{key}_highest_hz": summary["frequencies_hz"][-1]})
                 row["n_equations"] = summary["n_equations"]
+            if args.cuda:
+                wall, peak, out = run_timed([vsense, "modes", inp, "--modes", str(m), "--backend", "cuda",
+                                             "--out", os.path.join(d, f"modes_{m}_cuda.h5"), "--json", "-q"])
+                summary = json.loads(out.strip().splitlines()[-1])
+                row.update(cuda_s=wall, cuda_mem=peak, cuda_backend=summary["backend"],
+                           cuda_breakdown=summary["timings_s"], cuda_highest_hz=summary["frequencies_hz"][-1])
             if "spectra" not in args.skip:
                 wall, peak, out = run_timed([spectra, d, str(m), str(SIGMA)])
                 r = json.loads(out.strip().splitlines()[-1])
@@ -161,6 +171,9 @@ def main():
                     f"{r[name + '_mem'] / max(r['vsense_mem'], 1):.2f}x), {r[name + '_mem'] / 2**20:.0f} MiB")
         print(f"| {r['n_equations']} | {r['modes']} | {r['vsense_s']:.1f} ({r['vsense_solve_s']:.1f}), "
               f"{r['vsense_mem'] / 2**20:.0f} | {ref('ccx')} | {ref('scipy')} | {ref('spectra')} | {ref('slepc')} |")
+        if "cuda_s" in r:
+            print(f"|   vsense --backend cuda | | {r['cuda_s']:.1f} s, {r['cuda_mem'] / 2**20:.0f} MiB host "
+                  f"(CPU command / GPU command = {r['vsense_s'] / r['cuda_s']:.2f}x; {r['cuda_backend']}) | | | | |")
         for solver in args.solvers[1:]:
             key = f"vsense_{solver}"
             print(f"|   vsense --solver {solver} | | {r[key + '_s']:.1f} ({r[key + '_solve_s']:.1f}), "

@@ -18,7 +18,7 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     double fmax_hz = 0.0;
     double shift = std::numeric_limits<double>::quiet_NaN();
     bool no_sturm = false;
-    std::string solver = "block", ordering = "auto";
+    std::string solver = "auto", ordering = "auto";
     int block_size = 0;
   };
   auto args = std::make_shared<Args>();
@@ -39,11 +39,11 @@ void register_modes(CLI::App& app, CommonOptions& common) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out,-o", args->out, "Output modes file (HDF5)")->required();
   cmd->add_option("--backend", args->backend,
-                  "auto|cpu|cuda[:N]|slepc. cuda: dense cuSOLVER on the GPU for models up to 20,000\n"
-                  "equations. auto: under mpirun with several ranks, slepc; else the GPU when present\n"
-                  "and the model within that limit; else the CPU. slepc: PETSc/SLEPc Krylov-Schur on\n"
-                  "a MUMPS Cholesky factor, distributed over the MPI ranks (PETSC_OPTIONS reaches\n"
-                  "its -eps_/-st_ options)")
+                  "auto|cpu|cuda[:N]|slepc. cuda: the GPU (dense cuSOLVER up to 20,000 equations,\n"
+                  "block Lanczos on a CHOLMOD factor copied to the device above). auto: under\n"
+                  "mpirun with several ranks, slepc; else the GPU when present; else the CPU.\n"
+                  "slepc: PETSc/SLEPc Krylov-Schur on a MUMPS Cholesky factor, distributed over\n"
+                  "the MPI ranks (PETSC_OPTIONS reaches its -eps_/-st_ options)")
       ->check(CLI::Validator(
           [](std::string& value) -> std::string {
             if (value == "auto" || value == "cpu" || value == "cuda" || value == "slepc") return {};
@@ -64,10 +64,11 @@ void register_modes(CLI::App& app, CommonOptions& common) {
   cmd->add_flag("--no-sturm-check", args->no_sturm,
                "Skip the Sturm-sequence proof that no mode is missing (an LDL^T factorisation)");
   cmd->add_option("--solver", args->solver,
-                  "Eigen-iteration on the CPU: block (block shift-invert Lanczos, solves a block\n"
-                  "of vectors per pass over the factor) or lanczos (single-vector Spectra\n"
-                  "Lanczos, the older reference)")
-      ->check(CLI::IsMember({"block", "lanczos"}))
+                  "Eigen-solver: auto (CPU: block; GPU: dense up to its limit, else block),\n"
+                  "block (block shift-invert Lanczos: solves a block of vectors per pass over\n"
+                  "the factor; on the CPU or the GPU), lanczos (single-vector Spectra Lanczos,\n"
+                  "CPU only, the older reference), dense (cuSOLVER on the whole pencil, GPU only)")
+      ->check(CLI::IsMember({"auto", "block", "lanczos", "dense"}))
       ->capture_default_str();
   cmd->add_option("--block-size", args->block_size,
                   "Vectors per block of the block solver (default: 8 up to 60 modes, else 12)")
@@ -92,6 +93,9 @@ void register_modes(CLI::App& app, CommonOptions& common) {
     request.options.sturm_check = !args->no_sturm;
     request.options.method = args->solver == "lanczos" ? solvers::EigenMethod::lanczos
                                                        : solvers::EigenMethod::block;
+    request.options.device_solver = args->solver == "dense"   ? solvers::DeviceSolver::dense
+                                    : args->solver == "block" ? solvers::DeviceSolver::block
+                                                              : solvers::DeviceSolver::automatic;
     request.options.block_size = args->block_size;
     request.options.ordering = args->ordering;
     const jobs::ModesSummary summary = jobs::run_modes(request, *common.comm);

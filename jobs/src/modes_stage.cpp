@@ -53,10 +53,21 @@ void write_outputs(const ModesRequest& request, io::ModesData& data,
 
 void compute_modes(const ModesRequest& request, ModesSummary& summary) {
   const auto start = std::chrono::steady_clock::now();
-  const auto executor = make_executor(request.backend);
+  auto executor = make_executor(request.backend);
   solvers::ModalAnalysisOptions options = request.options;
+  if (executor->backend() == Backend::cuda && request.backend == "auto" &&
+      options.method == solvers::EigenMethod::lanczos) {
+    spdlog::info("--solver lanczos runs on the CPU: not using {}", executor->description());
+    executor = make_executor("cpu");
+  }
+  if (executor->backend() != Backend::cuda &&
+      options.device_solver == solvers::DeviceSolver::dense) {
+    throw InputError("--solver dense runs on a GPU only, and none is in use (--backend " +
+                     request.backend + ")");
+  }
   if (executor->backend() == Backend::cuda) {
-    // Dense cuSOLVER up to the device's limit; `auto` falls back to the CPU above it.
+    // Dense cuSOLVER up to the device's limit, block Lanczos on the device above it; `auto`
+    // goes on on the CPU when the device runs out of memory.
     options.backend = solvers::ModalBackend::cuda;
     options.executor = executor;
     options.cpu_fallback = request.backend == "auto";

@@ -44,6 +44,7 @@ public:
     return ptr_;
   }
   T* get() const noexcept { return ptr_; }
+  std::size_t capacity() const noexcept { return capacity_; }
 
 private:
   T* ptr_ = nullptr;

@@ -45,6 +45,13 @@ void CudaExecutor::synchronize() const {
   VSENSE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
 }
 
+std::size_t CudaExecutor::free_bytes() const {
+  VSENSE_CUDA_CHECK(cudaSetDevice(device_id_));
+  std::size_t free_bytes = 0, total_bytes = 0;
+  VSENSE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
 std::string CudaExecutor::description() const {
   cudaDeviceProp prop{};
   VSENSE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_id_));

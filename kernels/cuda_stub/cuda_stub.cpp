@@ -19,6 +19,7 @@ CudaExecutor::CudaExecutor(int device_id) : device_id_(device_id) { not_compiled
 CudaExecutor::~CudaExecutor() = default;
 void CudaExecutor::synchronize() const { not_compiled(); }
 std::string CudaExecutor::description() const { not_compiled(); }
+std::size_t CudaExecutor::free_bytes() const { not_compiled(); }
 
 namespace cuda_memory {
 void* allocate(const CudaExecutor&, std::size_t) { not_compiled(); }

@@ -26,30 +26,37 @@ double frequency_hz(double eigenvalue) {
   return std::sqrt(std::max(eigenvalue, 0.0)) / (2.0 * std::numbers::pi);
 }
 
-/// The CUDA executor the eigen-solve runs on, or nullptr for the CPU: the cuda backend solves
-/// densely up to the device's limit; above it `auto` (cpu_fallback) goes to the CPU and an
-/// explicit `cuda` fails.
-std::shared_ptr<const Executor> device_for(const ModalAnalysisOptions& options,
-                                           std::int64_t n_equations) {
-  if (options.backend != ModalBackend::cuda) return nullptr;
+/// The CUDA executor the eigen-solve runs on (nullptr for the CPU) and whether it solves densely:
+/// `automatic` solves densely up to the device's limit and with the device block Lanczos above.
+struct DeviceChoice {
+  std::shared_ptr<const Executor> device;
+  bool dense = false;
+};
+
+DeviceChoice device_for(const ModalAnalysisOptions& options, std::int64_t n_equations) {
+  if (options.backend != ModalBackend::cuda) return {};
   std::shared_ptr<const Executor> device = options.executor;
   if (!device) device = CudaExecutor::create(0);
   if (device->backend() != Backend::cuda) {
     throw InputError("modal analysis: the cuda backend needs a CUDA executor");
   }
+  if (options.method == EigenMethod::lanczos) {
+    throw InputError("--solver lanczos runs on the CPU only (use --solver block or dense with "
+                     "--backend cuda)");
+  }
+  if (options.device_solver == DeviceSolver::block) return {device, false};
   const std::int64_t limit =
       kernels::cuda::dense_modes_max_equations(static_cast<const CudaExecutor&>(*device));
-  if (n_equations <= limit) return device;
-  const std::string why = fmt::format(
-      "the model has {} equations, more than the {} that {} solves densely", n_equations,
-      limit, device->description());
-  if (!options.cpu_fallback) {
-    throw NotCompiled(fmt::format("--backend cuda: {} (the sparse device solver is not in this "
-                                  "build); use --backend cpu or auto",
-                                  why));
+  if (n_equations <= limit) return {device, true};
+  if (options.device_solver == DeviceSolver::dense) {
+    throw InputError(fmt::format("--solver dense: the model has {} equations, more than the {} "
+                                 "that {} solves densely; use --solver block",
+                                 n_equations, limit, device->description()));
   }
-  spdlog::info("modal: {}: solving on the CPU", why);
-  return nullptr;
+  spdlog::info("modal: the model has {} equations, more than the {} that {} solves densely: "
+               "block Lanczos on the device",
+               n_equations, limit, device->description());
+  return {device, false};
 }
 }  // namespace
 
@@ -160,8 +167,40 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
   solver_options.block_size = options.block_size;
   solver_options.ordering = options.ordering;
   ModalResult result;
-  std::shared_ptr<const Executor> device = device_for(options, dofs.n_equations);
-  if (device) {
+  const DeviceChoice choice = device_for(options, dofs.n_equations);
+  std::shared_ptr<const Executor> device = choice.device;
+  std::string device_where = "dense cuSOLVER";
+  if (device && !choice.dense) {
+    // The block Lanczos on the device; with fmax the request doubles on the same factor.
+    try {
+      const double sigma = std::isnan(options.shift)
+                               ? detail::automatic_shift(system.stiffness, system.mass)
+                               : options.shift;
+      solver_options.n_modes =
+          static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
+      result = detail::solve_lowest_modes_block_device(
+          std::static_pointer_cast<const CudaExecutor>(device), system.stiffness, system.mass,
+          solver_options, sigma, options.fmax_hz, device_where);
+      ++rep.solves;
+      rep.factor_seconds += result.factor_seconds;
+      rep.solve_seconds += result.solve_seconds;
+      rep.factor_nonzeros = result.factor_nonzeros;
+      rep.method = result.method;
+      rep.block_size = result.block_size;
+      rep.vectors_solved += result.solves;
+      rep.restarts += result.iterations;
+      rep.operator_seconds += result.operator_seconds;
+      rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
+      rep.ritz_seconds += result.ritz_seconds;
+    } catch (const DeviceResourceError& error) {
+      if (!options.cpu_fallback) throw;
+      spdlog::info("modal: the block solve on {} ran out of device memory ({}): solving on the "
+                   "CPU",
+                   device->description(), error.what());
+      device.reset();  // nothing was counted into rep yet
+      solver_options.n_modes = options.n_modes;
+    }
+  } else if (device) {
     // The dense solve on the device; with fmax the request doubles until a mode lies above it.
     try {
       for (;;) {
@@ -195,7 +234,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
       solver_options.n_modes = options.n_modes;
     }
   }
-  rep.backend = device ? fmt::format("cuda (dense cuSOLVER) on {}", device->description())
+  rep.backend = device ? fmt::format("cuda ({}) on {}", device_where, device->description())
                        : CpuExecutor{}.description();
   if (!device && options.fmax_hz > 0.0 && options.method == EigenMethod::block) {
     // Every mode below fmax: the Sturm count at fmax says how many, spectrum slicing finds them.

@@ -5,12 +5,15 @@
 #include <Eigen/Dense>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/block_ops.hpp"
 #include "vsense/kernels/executor.hpp"
+#include "vsense/kernels/supernodal.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/model.hpp"
 #include "vsense/solvers/modal.hpp"
@@ -86,6 +89,9 @@ public:
   double regularisation() const override { return regularisation_; }
   /// The fill-reducing permutation CHOLMOD chose: [n], row i of the factor is row perm[i] of A.
   const std::vector<std::int64_t>& permutation() const { return permutation_; }
+  /// The supernodal LL^T factor in place (host memory owned by this object), for a copy on a
+  /// device. @throws Error when CHOLMOD did not keep it supernodal LL^T.
+  kernels::SupernodalFactorView supernodal_view() const;
 
 private:
   bool try_factorise(SparseMatrix& target);
@@ -144,10 +150,26 @@ struct BlockLanczosSettings {
   std::uint64_t seed = 1;
   const char* pass = "main";  ///< for logs and messages
   /// Known M-orthonormal vectors [n, f] to keep out of the search space (deflation), and M
-  /// times them; both nullptr for none.
-  const Eigen::MatrixXd* deflate = nullptr;
-  const Eigen::MatrixXd* mass_deflate = nullptr;
+  /// times them, in the memory of the iteration's ops; f = 0 (the default) for none.
+  kernels::BlockView deflate{}, mass_deflate{};
 };
+
+/// Where the block iteration's vectors live (host memory for the CPU, device memory for CUDA)
+/// and the two operators on them.
+struct IterationSpace {
+  kernels::BlockOps* ops = nullptr;
+  Eigen::Index n = 0;
+  double sigma = 0.0;
+  /// out = (K - sigma M)^{-1} in. in, out: [n, ncols], leading dimension n, in the ops' memory
+  /// (they must not alias).
+  std::function<void(const double* in, double* out, Eigen::Index ncols)> solve;
+  /// out = M in, likewise.
+  std::function<void(const double* in, double* out, Eigen::Index ncols)> mass;
+};
+
+/// The host iteration space of a CPU factor and mass product (`ops` is host BlockOps).
+IterationSpace host_space(const ShiftInvert& op, const SymmetricProduct& mass,
+                          kernels::BlockOps& ops);
 
 struct BlockLanczosPairs {
   Eigen::VectorXd eigenvalues;  ///< [k] lambda, in the order selected (nearest the shift first)
@@ -163,6 +185,8 @@ struct BlockLanczosPairs {
 /// twice, then an eigen-based intra-block orthonormalisation, BLAS-3), thick restart in
 /// Krylov-Schur form and locking of converged pairs.
 /// @throws NumericalError when the wanted pairs do not converge in max_restarts restarts.
+BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosSettings& settings);
+/// The same on the host.
 BlockLanczosPairs block_lanczos(const ShiftInvert& op, const SymmetricProduct& mass,
                                 const BlockLanczosSettings& settings);
 
@@ -181,6 +205,8 @@ ModalResult solve_lowest_modes_lanczos(const SparseMatrix& stiffness, const Spar
 /// Block settings for a request of nev pairs on n equations (block size and basis shrunk for
 /// tiny models).
 BlockLanczosSettings block_settings(Eigen::Index n, int nev, const ModalOptions& options);
+/// The automatic basis size of a block iteration for nev pairs in blocks of b.
+Eigen::Index default_basis_size(Eigen::Index nev, Eigen::Index b);
 /// Keeps the lowest `count` pairs, ascending.
 void keep_lowest(BlockLanczosPairs& pairs, Eigen::Index count);
 void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass);
@@ -192,6 +218,22 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
 /// pairs of the densified pencil, checked by finish_result like the sparse paths.
 ModalResult solve_lowest_modes_dense(const Executor& exec, const SparseMatrix& stiffness,
                                      const SparseMatrix& mass, const ModalOptions& options);
+/// The block iteration on `space` (whose operator is `factor`'s, on the host or copied to a
+/// device), the repeated-eigenvalue check, and finish_result's checks on the host: the part of
+/// the block path after the factorisation.
+ModalResult block_modes(const IterationSpace& space, const CholmodShiftInvert& factor,
+                        const SparseMatrix& stiffness, const SparseMatrix& mass,
+                        const ModalOptions& options, const BlockLanczosSettings& settings);
+/// The block path on a CUDA device (block_device.cpp): CHOLMOD factorises on the host, the
+/// factor is copied to the device and solved there (or, when it does not fit or was
+/// regularised, solved on the host for device blocks); basis, orthogonalisation, M-products
+/// and restarts run on the device; the checks of finish_result on the host. With fmax_hz > 0
+/// the request doubles (same factor) until a mode lies above fmax_hz. `where` receives what
+/// ran where, for the report.
+ModalResult solve_lowest_modes_block_device(const std::shared_ptr<const CudaExecutor>& exec,
+                                            const SparseMatrix& stiffness,
+                                            const SparseMatrix& mass, const ModalOptions& options,
+                                            double sigma, double fmax_hz, std::string& where);
 /// The block path (block_lanczos.cpp).
 ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
                                      const ModalOptions& options, double sigma);

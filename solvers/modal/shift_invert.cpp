@@ -250,6 +250,23 @@ CholmodShiftInvert::~CholmodShiftInvert() {
   cholmod_l_finish(common_.get());
 }
 
+kernels::SupernodalFactorView CholmodShiftInvert::supernodal_view() const {
+  if (factor_ == nullptr || !factor_->is_super || !factor_->is_ll) {
+    throw Error("modal solver: the CHOLMOD factor is not supernodal LL^T (a device copy needs "
+                "one)");
+  }
+  kernels::SupernodalFactorView view;
+  view.n = static_cast<std::int64_t>(factor_->n);
+  view.n_supernodes = static_cast<std::int64_t>(factor_->nsuper);
+  view.super = static_cast<const std::int64_t*>(factor_->super);
+  view.pi = static_cast<const std::int64_t*>(factor_->pi);
+  view.px = static_cast<const std::int64_t*>(factor_->px);
+  view.rows = static_cast<const std::int64_t*>(factor_->s);
+  view.values = static_cast<const double*>(factor_->x);
+  view.perm = static_cast<const std::int64_t*>(factor_->Perm);
+  return view;
+}
+
 bool CholmodShiftInvert::try_factorise(SparseMatrix& target) {
   cholmod_sparse view = view_of(target);
   const int ok = cholmod_l_factorize(&view, factor_, common_.get());

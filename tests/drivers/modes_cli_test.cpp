@@ -76,6 +76,9 @@ TEST(ModesCommand, BadRequestsFailWithOneLineAndNoOutput) {
       {"modes '" + model + "' --out '" + out + "'", "--modes"},
       {"modes '" + model + "' --modes 3 --out '" + out + "' --backend tpu", "tpu"},
       {"modes '" + dir.file("missing.inp") + "' --modes 3 --out '" + out + "'", "missing.inp"},
+      {"modes '" + model + "' --modes 3 --out '" + out + "' --solver qr", "qr"},
+      {"modes '" + model + "' --modes 3 --out '" + out + "' --solver dense --backend cpu",
+       "--solver dense runs on a GPU only"},
   };
   for (const auto& c : cases) {
     const auto r = run_vsense(c.args);
@@ -134,6 +137,27 @@ TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
                             "' --backend cuda --json -q");
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_NE(g.out.find("\"backend\":\"cuda (dense cuSOLVER) on cuda:0"), std::string::npos)
+      << g.out;
+  const auto a = vsense::io::read_modes(on_cpu), b = vsense::io::read_modes(on_gpu);
+  ASSERT_EQ(b.n_modes(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_NEAR(b.frequencies_hz[i], a.frequencies_hz[i], 1e-8 * a.frequencies_hz[i]) << i;
+    EXPECT_LE(b.residuals[i], 1e-6) << i;
+  }
+}
+
+TEST(ModesCommand, CudaBlockSolverMatchesTheCpuAndSaysWhereItRan) {
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  ScratchDir dir("modes-cli-cuda-block");
+  const auto model = write_bar(dir);
+  const auto on_cpu = dir.file("cpu.h5"), on_gpu = dir.file("gpu.h5");
+  const auto c = run_vsense("modes '" + model + "' --modes 5 --out '" + on_cpu +
+                            "' --backend cpu -q");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const auto g = run_vsense("modes '" + model + "' --modes 5 --out '" + on_gpu +
+                            "' --backend cuda --solver block --json -q");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.out.find("\"backend\":\"cuda (block Lanczos on the device"), std::string::npos)
       << g.out;
   const auto a = vsense::io::read_modes(on_cpu), b = vsense::io::read_modes(on_gpu);
   ASSERT_EQ(b.n_modes(), 5u);

@@ -1,6 +1,7 @@
 #pragma once
 /// @file executor.hpp
 /// @brief Run-time choice of backend. An Executor is created once and passed explicitly.
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,8 @@ public:
   void synchronize() const override;
   std::string description() const override;
   int device_id() const noexcept { return device_id_; }
+  /// Free device memory now, in bytes (cudaMemGetInfo).
+  std::size_t free_bytes() const;
   /// The cudaStream_t this executor queues work on (as an opaque pointer).
   void* stream() const noexcept { return stream_; }
 

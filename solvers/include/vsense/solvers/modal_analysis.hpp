@@ -17,19 +17,27 @@ namespace vsense::solvers {
 /// Where the eigen-solve (and the modal stresses) run.
 enum class ModalBackend {
   cpu,    ///< block shift-invert Lanczos on a CHOLMOD factor (the reference)
-  cuda,   ///< on a CUDA device (dense cuSOLVER for small models)
+  cuda,   ///< on a CUDA device (dense cuSOLVER for small models, block Lanczos above)
   slepc,  ///< PETSc/SLEPc Krylov-Schur with MUMPS Cholesky, distributed over the MPI ranks
+};
+
+/// The eigen-solver of the cuda backend.
+enum class DeviceSolver {
+  automatic,  ///< dense cuSOLVER up to the device's dense limit, block Lanczos above it
+  dense,      ///< dense cuSOLVER (InputError above the limit)
+  block,      ///< block shift-invert Lanczos on a CHOLMOD factor copied to the device, any size
 };
 
 struct ModalAnalysisOptions {
   ModalBackend backend = ModalBackend::cpu;
   /// cuda: the device (nullptr: CUDA device 0). The eigen-solve is dense (cuSOLVER) for models
-  /// up to kernels::cuda::dense_modes_max_equations equations; the modal stresses are one
+  /// up to kernels::cuda::dense_modes_max_equations equations and block Lanczos on a CHOLMOD
+  /// factor copied to the device above (see device_solver); the modal stresses are one
   /// cuSPARSE product; the Sturm check stays on the CPU (MUMPS).
   std::shared_ptr<const Executor> executor;
-  /// cuda: a model above the dense limit (or a pencil the dense path cannot factor, or one that
-  /// runs out of device memory) is solved on the CPU with an info line saying why, instead of
-  /// failing (`--backend auto`).
+  DeviceSolver device_solver = DeviceSolver::automatic;
+  /// cuda: a pencil the dense path cannot factor, or a solve that runs out of device memory, is
+  /// solved on the CPU with an info line saying why, instead of failing (`--backend auto`).
   bool cpu_fallback = false;
   int n_modes = 10;  ///< modes wanted (with fmax_hz: the first batch size)
   /// When > 0: return every mode below this frequency (the request grows until one mode above
