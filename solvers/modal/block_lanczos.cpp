@@ -43,7 +43,7 @@ using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
 // Fixed-seed uniform(-0.5, 0.5) entries: reproducible runs.
-void random_fill(double *x, Index count, std::uint64_t &state) {
+void random_fill(double* x, Index count, std::uint64_t& state) {
   for (Index i = 0; i < count; ++i) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     x[i] = static_cast<double>(state >> 11) * 0x1.0p-53 - 0.5;
@@ -57,10 +57,8 @@ using kernels::BlockView;
 /// uninitialised host memory on the CPU, device memory on a GPU.
 class Storage {
 public:
-  Storage(const BlockOps &ops, Index rows, Index cols)
-      : rows_(rows), cols_(cols) {
-    const auto count =
-        static_cast<std::size_t>(std::max<Index>(rows * cols, 1));
+  Storage(const BlockOps& ops, Index rows, Index cols) : rows_(rows), cols_(cols) {
+    const auto count = static_cast<std::size_t>(std::max<Index>(rows * cols, 1));
     if (ops.host_memory()) {
       host_.reset(new double[count]);
       data_ = host_.get();
@@ -70,21 +68,19 @@ public:
     }
   }
   BlockView view() const { return {data_, rows_, cols_, rows_}; }
-  BlockView columns(Index first, Index count) const {
-    return view().columns(first, count);
-  }
-  double *column(Index j) const { return data_ + j * rows_; }
+  BlockView columns(Index first, Index count) const { return view().columns(first, count); }
+  double* column(Index j) const { return data_ + j * rows_; }
 
 private:
   Index rows_, cols_;
   std::unique_ptr<double[]> host_;
   std::unique_ptr<DeviceArray<double>> device_;
-  double *data_ = nullptr;
+  double* data_ = nullptr;
 };
 
 /// The random entries of random_fill, written where `ops` computes (the same
 /// numbers on every backend). x: ld = x.rows.
-void fill_random(BlockOps &ops, BlockView x, std::uint64_t &state) {
+void fill_random(BlockOps& ops, BlockView x, std::uint64_t& state) {
   if (ops.host_memory()) {
     random_fill(x.data, x.rows * x.cols, state);
     return;
@@ -109,47 +105,45 @@ void fill_random(BlockOps &ops, BlockView x, std::uint64_t &state) {
 /// eigen-decompositions stay on the host.
 class BlockOrthonormaliser {
 public:
-  BlockOrthonormaliser(const IterationSpace &space, Index b,
-                       const BlockView &deflate, const BlockView &mass_deflate,
-                       std::uint64_t seed)
-      : space_(space), ops_(*space.ops), deflate_(deflate),
-        mass_deflate_(mass_deflate), rng_(seed), mw_(ops_, space.n, b),
+  BlockOrthonormaliser(const IterationSpace& space, Index b, const BlockView& deflate,
+                       const BlockView& mass_deflate, std::uint64_t seed)
+      : space_(space),
+        ops_(*space.ops),
+        deflate_(deflate),
+        mass_deflate_(mass_deflate),
+        rng_(seed),
+        mw_(ops_, space.n, b),
         q_(ops_, space.n, b) {}
 
   // w: [n, b] in: the block, out: Q. basis, mass_basis: [n, m]. c: [m, b], r:
   // [b, b], mq: [n, b] = M Q.
-  void run(BlockView w, BlockView basis, BlockView mass_basis, MatrixXd &c,
-           MatrixXd &r, BlockView mq) {
+  void run(BlockView w, BlockView basis, BlockView mass_basis, MatrixXd& c, MatrixXd& r,
+           BlockView mq) {
     const Index n = w.rows, b = w.cols, m = basis.cols;
     c.setZero(m, b);
     r.setIdentity(b, b);
     const BlockView mw = mw_.columns(0, b);
     const BlockView q = q_.columns(0, b);
-    double reference_sq = -1.0; // largest squared M-norm of an input column
+    double reference_sq = -1.0;  // largest squared M-norm of an input column
     // Whether mw = M w can be updated alongside w (the previous pass left a
     // well-conditioned block whose M-product, mq, is accurate) instead of
     // recomputed.
     bool derived = false;
     constexpr int max_passes = 6;
-    const auto project = [&](const BlockView &vectors,
-                             const BlockView &mass_vectors) {
+    const auto project = [&](const BlockView& vectors, const BlockView& mass_vectors) {
       d_.resize(vectors.cols, b);
       ops_.gemm_tn(1.0, mass_vectors, w, 0.0, d_.data(), d_.rows());
       ops_.gemm_nn(-1.0, vectors, d_.data(), d_.rows(), 1.0, w);
-      if (derived)
-        ops_.gemm_nn(-1.0, mass_vectors, d_.data(), d_.rows(), 1.0, mw);
+      if (derived) ops_.gemm_nn(-1.0, mass_vectors, d_.data(), d_.rows(), 1.0, mw);
     };
     for (int pass = 0; pass < max_passes; ++pass) {
-      if (derived)
-        ops_.copy(mq, mw);
-      if (deflate_.cols > 0)
-        project(deflate_, mass_deflate_);
+      if (derived) ops_.copy(mq, mw);
+      if (deflate_.cols > 0) project(deflate_, mass_deflate_);
       if (m > 0) {
         project(basis, mass_basis);
         c.noalias() += d_ * r;
       }
-      if (!derived)
-        space_.mass(w.data, mw.data, b);
+      if (!derived) space_.mass(w.data, mw.data, b);
       MatrixXd gram(b, b);
       ops_.gemm_tn(1.0, w, mw, 0.0, gram.data(), b);
       gram = 0.5 * (gram + gram.transpose()).eval();
@@ -157,19 +151,17 @@ public:
         // After the first projection; the scale of what is left decides what
         // counts as gone.
         reference_sq = gram.diagonal().maxCoeff();
-        if (!(reference_sq > 0.0) || !std::isfinite(reference_sq))
-          reference_sq = 1.0;
+        if (!(reference_sq > 0.0) || !std::isfinite(reference_sq)) reference_sq = 1.0;
       }
       const Eigen::SelfAdjointEigenSolver<MatrixXd> eigen(gram);
-      const VectorXd &s = eigen.eigenvalues();
-      const MatrixXd &u = eigen.eigenvectors();
+      const VectorXd& s = eigen.eigenvalues();
+      const MatrixXd& u = eigen.eigenvectors();
       ops_.gemm_nn(1.0, w, u.data(), b, 0.0, q);
       ops_.gemm_nn(1.0, mw, u.data(), b, 0.0, mq);
       const MatrixXd rotated_r = u.transpose() * r;
       VectorXd norms = VectorXd::Ones(b);
       std::vector<Index> vanished;
-      double deviation =
-          0.0; // max |S_i - 1|: how far the block was from orthonormal
+      double deviation = 0.0;  // max |S_i - 1|: how far the block was from orthonormal
       for (Index i = 0; i < b; ++i) {
         if (s[i] > 1e-28 * reference_sq) {
           norms[i] = std::sqrt(s[i]);
@@ -185,12 +177,10 @@ public:
       }
       ops_.divide_columns(q, norms.data());
       ops_.divide_columns(mq, norms.data());
-      for (const Index i : vanished)
-        fill_random(ops_, q.columns(i, 1), rng_);
+      for (const Index i : vanished) fill_random(ops_, q.columns(i, 1), rng_);
       ops_.copy(q, w);
       const bool replaced = !vanished.empty();
-      if (pass >= 1 && !replaced && deviation <= 1e-10)
-        return;
+      if (pass >= 1 && !replaced && deviation <= 1e-10) return;
       // Q = W U S^{-1/2} and M Q likewise: the error of the derived M Q is
       // about eps times the condition number of U S^{-1/2}, negligible when
       // S_min / S_max >= 1e-8.
@@ -203,15 +193,15 @@ public:
   }
 
 private:
-  const IterationSpace &space_;
-  BlockOps &ops_;
+  const IterationSpace& space_;
+  BlockOps& ops_;
   BlockView deflate_, mass_deflate_;
   std::uint64_t rng_;
   Storage mw_, q_;
   MatrixXd d_;
 };
 
-} // namespace
+}  // namespace
 
 // Basis size: 3 n_wanted (measured on the genset at 1e5 DOF, 50 modes: 200
 // solves and 2 restarts against 232 solves and 6 restarts with 2 n_wanted), at
@@ -228,76 +218,67 @@ namespace {
 // for the small ones meanwhile.
 class EigenSingleThreaded {
 public:
-  EigenSingleThreaded() : previous_(Eigen::nbThreads()) {
-    Eigen::setNbThreads(1);
-  }
+  EigenSingleThreaded() : previous_(Eigen::nbThreads()) { Eigen::setNbThreads(1); }
   ~EigenSingleThreaded() { Eigen::setNbThreads(previous_); }
-  EigenSingleThreaded(const EigenSingleThreaded &) = delete;
-  EigenSingleThreaded &operator=(const EigenSingleThreaded &) = delete;
+  EigenSingleThreaded(const EigenSingleThreaded&) = delete;
+  EigenSingleThreaded& operator=(const EigenSingleThreaded&) = delete;
 
 private:
   int previous_;
 };
-} // namespace
+}  // namespace
 
-IterationSpace host_space(const ShiftInvert &op, const SymmetricProduct &mass,
-                          BlockOps &ops) {
+IterationSpace host_space(const ShiftInvert& op, const SymmetricProduct& mass, BlockOps& ops) {
   IterationSpace space;
   space.ops = &ops;
   space.n = op.rows();
   space.sigma = op.sigma();
-  space.solve = [&op](const double *in, double *out, Index ncols) {
-    op.solve(in, out, ncols);
-  };
-  space.mass = [&mass](const double *in, double *out, Index ncols) {
-    mass.apply(in, out, ncols);
-  };
+  space.solve = [&op](const double* in, double* out, Index ncols) { op.solve(in, out, ncols); };
+  space.mass = [&mass](const double* in, double* out, Index ncols) { mass.apply(in, out, ncols); };
   return space;
 }
 
-BlockLanczosPairs block_lanczos(const ShiftInvert &op,
-                                const SymmetricProduct &mass,
-                                const BlockLanczosSettings &settings) {
-  const auto ops =
-      kernels::cpu::make_block_ops(std::make_shared<CpuExecutor>());
+BlockLanczosPairs block_lanczos(const ShiftInvert& op, const SymmetricProduct& mass,
+                                const BlockLanczosSettings& settings) {
+  const auto ops = kernels::cpu::make_block_ops(std::make_shared<CpuExecutor>());
   return block_lanczos(host_space(op, mass, *ops), settings);
 }
 
-BlockLanczosPairs block_lanczos(const IterationSpace &space,
-                                const BlockLanczosSettings &settings) {
+BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosSettings& settings) {
   const auto begin = Clock::now();
   const EigenSingleThreaded eigen_single_threaded;
-  BlockOps &ops = *space.ops;
+  BlockOps& ops = *space.ops;
   const Index n = space.n;
   const Index nev = settings.n_wanted;
   const Index b = settings.block_size;
   const Index f = settings.deflate.cols;
   const double sigma = space.sigma;
   const Index available = n - f;
-  Index cap = settings.basis_size > 0 ? settings.basis_size
-                                      : default_basis_size(nev, b);
+  Index cap = settings.basis_size > 0 ? settings.basis_size : default_basis_size(nev, b);
   cap = std::min(cap, available - b);
   if (nev < 1 || b < 1 || cap < nev + b) {
-    throw InputError(fmt::format(
-        "modal solver: block Lanczos ({}) needs n_wanted >= 1 and a "
-        "basis of at least n_wanted + block = {} vectors, but n = {} "
-        "({} deflated) allows {}",
-        settings.pass, nev + b, n, f, cap));
+    throw InputError(
+        fmt::format("modal solver: block Lanczos ({}) needs n_wanted >= 1 and a "
+                    "basis of at least n_wanted + block = {} vectors, but n = {} "
+                    "({} deflated) allows {}",
+                    settings.pass, nev + b, n, f, cap));
   }
 
-  BlockOrthonormaliser orthonormaliser(
-      space, b, settings.deflate, settings.mass_deflate,
-      settings.seed * 0x9E3779B97F4A7C15ull + 7);
-  const Storage v(ops, n, cap + b);  // the basis, M-orthonormal columns
-  const Storage mv(ops, n, cap + b); // M v
+  BlockOrthonormaliser orthonormaliser(space, b, settings.deflate, settings.mass_deflate,
+                                       settings.seed * 0x9E3779B97F4A7C15ull + 7);
+  const Storage v(ops, n, cap + b);   // the basis, M-orthonormal columns
+  const Storage mv(ops, n, cap + b);  // M v
   MatrixXd h = MatrixXd::Zero(cap + b, cap + b);
   const Storage w(ops, n, b);
-  std::unique_ptr<Storage>
-      ritz_vectors; // [n, cap] restart work, made at the first restart
+  // Restart work: the new basis V[:, :p] = V[:, :k] Y is formed a slab of rows at a time, in
+  // place (each slab of the result depends on the same rows of V only), so a restart needs
+  // [slab, p] more doubles instead of another [n, p] (3.7 GB at 1e6 equations and 200 modes).
+  const Index slab = std::min(n, std::max<Index>(16384, (n + 15) / 16));
+  std::unique_ptr<Storage> restart_work;  // [slab, cap], made at the first restart
   MatrixXd coefficients, coupling;
   BlockLanczosPairs out;
   // The solves are timed to their end (device work is queued asynchronously).
-  const auto solve = [&](const double *in, double *result) {
+  const auto solve = [&](const double* in, double* result) {
     const auto t = Clock::now();
     space.solve(in, result, b);
     ops.synchronize();
@@ -318,12 +299,12 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
     out.operator_seconds += seconds_since(t);
     solve(mv.column(0), v.column(0));
     t = Clock::now();
-    orthonormaliser.run(v.columns(0, b), v.columns(0, 0), mv.columns(0, 0),
-                        coefficients, coupling, mv.columns(0, b));
+    orthonormaliser.run(v.columns(0, b), v.columns(0, 0), mv.columns(0, 0), coefficients, coupling,
+                        mv.columns(0, b));
     out.orthogonalisation_seconds += seconds_since(t);
   }
 
-  Index k = 0; // processed columns: T V[:, :k] is expressed in the basis
+  Index k = 0;  // processed columns: T V[:, :k] is expressed in the basis
   VectorXd theta;
   MatrixXd y;
   std::vector<Index> order;
@@ -340,20 +321,17 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
     order.resize(static_cast<std::size_t>(k));
     std::iota(order.begin(), order.end(), Index{0});
     if (settings.wanted == Wanted::largest) {
-      std::sort(order.begin(), order.end(),
-                [&](Index a, Index c) { return theta[a] > theta[c]; });
+      std::sort(order.begin(), order.end(), [&](Index a, Index c) { return theta[a] > theta[c]; });
     } else {
-      std::sort(order.begin(), order.end(), [&](Index a, Index c) {
-        return std::abs(theta[a]) > std::abs(theta[c]);
-      });
+      std::sort(order.begin(), order.end(),
+                [&](Index a, Index c) { return std::abs(theta[a]) > std::abs(theta[c]); });
     }
     // ||T x - theta x||_M = ||H[k:k+b, :k] y||_2 for the Ritz vector x = V y.
     beta = (h.block(k, 0, b, k) * y).colwise().norm().transpose();
     Index converged = 0;
     while (converged < nev) {
       const Index j = order[static_cast<std::size_t>(converged)];
-      if (!(beta[j] <= settings.tolerance * std::abs(theta[j])))
-        break;
+      if (!(beta[j] <= settings.tolerance * std::abs(theta[j]))) break;
       ++converged;
     }
     out.ritz_seconds += seconds_since(t);
@@ -364,10 +342,10 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
     // Expand the basis block by block until it is full.
     Index converged = 0;
     while (k + b <= cap) {
-      solve(mv.column(k), w.column(0)); // W = (K - sigma M)^{-1} M V_r
+      solve(mv.column(k), w.column(0));  // W = (K - sigma M)^{-1} M V_r
       const auto t = Clock::now();
-      orthonormaliser.run(w.view(), v.columns(0, k + b), mv.columns(0, k + b),
-                          coefficients, coupling, mv.columns(k + b, b));
+      orthonormaliser.run(w.view(), v.columns(0, k + b), mv.columns(0, k + b), coefficients,
+                          coupling, mv.columns(k + b, b));
       out.orthogonalisation_seconds += seconds_since(t);
       // T V_r = V[:, :k+b] C + Q R: fill column block k of H (symmetric).
       h.block(0, k, k, b) = h.block(k, 0, b, k).transpose();
@@ -379,12 +357,10 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
       k += b;
       if (k >= nev) {
         converged = rayleigh_ritz();
-        if (converged == nev)
-          break;
+        if (converged == nev) break;
       }
     }
-    if (converged == nev)
-      break;
+    if (converged == nev) break;
     if (out.restarts >= settings.max_restarts) {
       throw NumericalError(
           fmt::format("modal solver: block Lanczos ({}) did not converge: {} "
@@ -392,15 +368,15 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
                       "(n = {}, block {}, basis {}, tolerance {:.3g}, {}); "
                       "raise max_iterations or "
                       "subspace_size",
-                      settings.pass, converged, nev, out.restarts, n, b, cap,
-                      settings.tolerance, describe_shift(sigma)));
+                      settings.pass, converged, nev, out.restarts, n, b, cap, settings.tolerance,
+                      describe_shift(sigma)));
     }
     if (seconds_since(last_report) >= 2.0) {
-      spdlog::info("modal: block Lanczos ({}): restart {}, {} of {} modes "
-                   "converged, {} solves, "
-                   "{:.1f} s",
-                   settings.pass, out.restarts, converged, nev, out.solves,
-                   seconds_since(begin));
+      spdlog::info(
+          "modal: block Lanczos ({}): restart {}, {} of {} modes "
+          "converged, {} solves, "
+          "{:.1f} s",
+          settings.pass, out.restarts, converged, nev, out.solves, seconds_since(begin));
       last_report = Clock::now();
     }
     // Thick restart: keep the p best Ritz vectors and the residual block.
@@ -413,17 +389,18 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
       kept_y.col(j) = y.col(order[static_cast<std::size_t>(j)]);
       kept_theta[j] = theta[order[static_cast<std::size_t>(j)]];
     }
-    MatrixXd new_coupling = h.block(k, 0, b, k) * kept_y; // [b, p]
-    for (Index j = 0; j < converged; ++j)
-      new_coupling.col(j).setZero(); // locking
-    if (!ritz_vectors)
-      ritz_vectors = std::make_unique<Storage>(ops, n, cap);
-    const BlockView ritz = ritz_vectors->columns(0, p);
-    ops.gemm_nn(1.0, v.columns(0, k), kept_y.data(), k, 0.0, ritz);
-    ops.copy(ritz, v.columns(0, p));
-    ops.gemm_nn(1.0, mv.columns(0, k), kept_y.data(), k, 0.0, ritz);
-    ops.copy(ritz, mv.columns(0, p));
-    ops.copy(v.columns(k, b), v.columns(p, b)); // p <= k - b: no overlap
+    MatrixXd new_coupling = h.block(k, 0, b, k) * kept_y;                 // [b, p]
+    for (Index j = 0; j < converged; ++j) new_coupling.col(j).setZero();  // locking
+    if (!restart_work) restart_work = std::make_unique<Storage>(ops, slab, cap);
+    for (Index first = 0; first < n; first += slab) {
+      const Index rows = std::min(slab, n - first);
+      const BlockView work{restart_work->column(0), rows, p, rows};
+      ops.gemm_nn(1.0, v.columns(0, k).row_block(first, rows), kept_y.data(), k, 0.0, work);
+      ops.copy(work, v.columns(0, p).row_block(first, rows));
+      ops.gemm_nn(1.0, mv.columns(0, k).row_block(first, rows), kept_y.data(), k, 0.0, work);
+      ops.copy(work, mv.columns(0, p).row_block(first, rows));
+    }
+    ops.copy(v.columns(k, b), v.columns(p, b));  // p <= k - b: no overlap
     ops.copy(mv.columns(k, b), mv.columns(p, b));
     h.setZero();
     h.topLeftCorner(p, p).diagonal() = kept_theta;
@@ -453,13 +430,13 @@ BlockLanczosPairs block_lanczos(const IterationSpace &space,
     ops.download(vectors.view(), out.vectors.data(), n);
   }
   out.ritz_seconds += seconds_since(t);
-  spdlog::debug("modal: block Lanczos ({}): {} modes, block {}, basis {}, {} "
-                "restarts, {} "
-                "solves in {:.3f} s (solves {:.3f} s, orthogonalisation {:.3f} "
-                "s, Ritz {:.3f} s)",
-                settings.pass, nev, b, cap, out.restarts, out.solves,
-                seconds_since(begin), out.operator_seconds,
-                out.orthogonalisation_seconds, out.ritz_seconds);
+  spdlog::debug(
+      "modal: block Lanczos ({}): {} modes, block {}, basis {}, {} "
+      "restarts, {} "
+      "solves in {:.3f} s (solves {:.3f} s, orthogonalisation {:.3f} "
+      "s, Ritz {:.3f} s)",
+      settings.pass, nev, b, cap, out.restarts, out.solves, seconds_since(begin),
+      out.operator_seconds, out.orthogonalisation_seconds, out.ritz_seconds);
   return out;
 }
 
@@ -470,18 +447,17 @@ namespace {
 constexpr double detection_tolerance = 1e-6;
 
 // The largest number of eigenvalues equal to within `relative` of each other.
-Index largest_cluster(const VectorXd &sorted, double relative) {
+Index largest_cluster(const VectorXd& sorted, double relative) {
   Index best = sorted.size() > 0 ? 1 : 0, run = 1;
   for (Index j = 1; j < sorted.size(); ++j) {
-    const double scale =
-        std::max({std::abs(sorted[j]), std::abs(sorted[j - 1]), 1e-300});
+    const double scale = std::max({std::abs(sorted[j]), std::abs(sorted[j - 1]), 1e-300});
     run = std::abs(sorted[j] - sorted[j - 1]) <= relative * scale ? run + 1 : 1;
     best = std::max(best, run);
   }
   return best;
 }
 
-} // namespace
+}  // namespace
 
 // A block of b random start vectors captures min(multiplicity, b) copies of
 // every eigenvalue in exact arithmetic, so only a cluster of b or more found
@@ -489,23 +465,20 @@ Index largest_cluster(const VectorXd &sorted, double relative) {
 // of the modes found (as the single-vector path does for every run) and add
 // what lies clearly below the highest wanted eigenvalue.
 namespace {
-void recover_missed_copies(const IterationSpace &space,
-                           const BlockLanczosSettings &main,
-                           BlockLanczosPairs &found, int &recovered) {
+void recover_missed_copies(const IterationSpace& space, const BlockLanczosSettings& main,
+                           BlockLanczosPairs& found, int& recovered) {
   const Index n = space.n;
   const Index nev = main.n_wanted;
   for (int pass = 1; pass <= nev; ++pass) {
     keep_lowest(found, found.eigenvalues.size());
-    if (largest_cluster(found.eigenvalues.head(nev), 1e-8) < main.block_size)
-      return;
+    if (largest_cluster(found.eigenvalues.head(nev), 1e-8) < main.block_size) return;
     const Index f = found.vectors.cols();
     BlockLanczosSettings check = main;
     check.n_wanted = main.block_size;
     check.basis_size = 0;
     check.seed = main.seed + static_cast<std::uint64_t>(pass);
     check.pass = "repeated-eigenvalue check";
-    if (n - f < 2 * (check.n_wanted + 3 * check.block_size))
-      return; // complement too small
+    if (n - f < 2 * (check.n_wanted + 3 * check.block_size)) return;  // complement too small
     // The found vectors where the iteration runs (a copy on a device), and M
     // times them.
     std::unique_ptr<Storage> found_copy;
@@ -527,50 +500,43 @@ void recover_missed_copies(const IterationSpace &space,
     const auto missed = [&] {
       std::vector<Index> list;
       for (Index j = 0; j < extra.eigenvalues.size(); ++j) {
-        if (extra.eigenvalues[j] < top - margin)
-          list.push_back(j);
+        if (extra.eigenvalues[j] < top - margin) list.push_back(j);
       }
       return list;
     };
     std::vector<Index> below = missed();
-    if (below.empty())
-      return;
+    if (below.empty()) return;
     if (check.tolerance > main.tolerance) {
       check.tolerance = main.tolerance;
       check.pass = "recovering missed modes";
       extra = block_lanczos(space, check);
       add_counters(found, extra);
       below = missed();
-      if (below.empty())
-        return;
+      if (below.empty()) return;
     }
     spdlog::info(
         "modal: repeated-eigenvalue check found {} missed cop{} (lowest {:.6g} "
         "(rad/s)^2); adding and checking again",
-        below.size(), below.size() == 1 ? "y" : "ies",
-        extra.eigenvalues[below[0]]);
+        below.size(), below.size() == 1 ? "y" : "ies", extra.eigenvalues[below[0]]);
     const auto added = static_cast<Index>(below.size());
     found.eigenvalues.conservativeResize(f + added);
     found.vectors.conservativeResize(n, f + added);
     for (Index i = 0; i < added; ++i) {
-      found.eigenvalues[f + i] =
-          extra.eigenvalues[below[static_cast<std::size_t>(i)]];
-      found.vectors.col(f + i) =
-          extra.vectors.col(below[static_cast<std::size_t>(i)]);
+      found.eigenvalues[f + i] = extra.eigenvalues[below[static_cast<std::size_t>(i)]];
+      found.vectors.col(f + i) = extra.vectors.col(below[static_cast<std::size_t>(i)]);
     }
     recovered += static_cast<int>(added);
   }
 }
 
-} // namespace
+}  // namespace
 
 // Keeps the lowest `count` pairs, ascending.
-void keep_lowest(BlockLanczosPairs &pairs, Index count) {
+void keep_lowest(BlockLanczosPairs& pairs, Index count) {
   std::vector<Index> order(static_cast<std::size_t>(pairs.eigenvalues.size()));
   std::iota(order.begin(), order.end(), Index{0});
-  std::stable_sort(order.begin(), order.end(), [&](Index a, Index c) {
-    return pairs.eigenvalues[a] < pairs.eigenvalues[c];
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](Index a, Index c) { return pairs.eigenvalues[a] < pairs.eigenvalues[c]; });
   VectorXd values(count);
   MatrixXd vectors(pairs.vectors.rows(), count);
   for (Index j = 0; j < count; ++j) {
@@ -581,7 +547,7 @@ void keep_lowest(BlockLanczosPairs &pairs, Index count) {
   pairs.vectors = std::move(vectors);
 }
 
-void add_counters(BlockLanczosPairs &total, const BlockLanczosPairs &pass) {
+void add_counters(BlockLanczosPairs& total, const BlockLanczosPairs& pass) {
   total.restarts += pass.restarts;
   total.solves += pass.solves;
   total.operator_seconds += pass.operator_seconds;
@@ -589,24 +555,20 @@ void add_counters(BlockLanczosPairs &total, const BlockLanczosPairs &pass) {
   total.ritz_seconds += pass.ritz_seconds;
 }
 
-BlockLanczosSettings block_settings(Index n, int nev,
-                                    const ModalOptions &options) {
+BlockLanczosSettings block_settings(Index n, int nev, const ModalOptions& options) {
   BlockLanczosSettings settings;
   settings.n_wanted = nev;
-  settings.block_size =
-      options.block_size > 0 ? options.block_size : default_block_size(n, nev);
+  settings.block_size = options.block_size > 0 ? options.block_size : default_block_size(n, nev);
   settings.basis_size = options.subspace_size;
   // A user basis size leaves room for at least one block beyond the wanted
   // modes.
   if (settings.basis_size > 0) {
-    settings.block_size =
-        std::max(1, std::min(settings.block_size, settings.basis_size - nev));
+    settings.block_size = std::max(1, std::min(settings.block_size, settings.basis_size - nev));
   }
   // The basis holds basis + block vectors, all independent: shrink the block
   // for tiny models.
   while (settings.block_size > 1 &&
-         default_basis_size(nev, settings.block_size) + settings.block_size >
-             n) {
+         default_basis_size(nev, settings.block_size) + settings.block_size > n) {
     settings.block_size /= 2;
   }
   if (settings.basis_size == 0 &&
@@ -618,11 +580,9 @@ BlockLanczosSettings block_settings(Index n, int nev,
   return settings;
 }
 
-ModalResult block_modes(const IterationSpace &space,
-                        const CholmodShiftInvert &factor,
-                        const SparseMatrix &stiffness, const SparseMatrix &mass,
-                        const ModalOptions &options,
-                        const BlockLanczosSettings &settings) {
+ModalResult block_modes(const IterationSpace& space, const CholmodShiftInvert& factor,
+                        const SparseMatrix& stiffness, const SparseMatrix& mass,
+                        const ModalOptions& options, const BlockLanczosSettings& settings) {
   const auto start = Clock::now();
   const int nev = settings.n_wanted;
   const double sigma = space.sigma;
@@ -647,39 +607,36 @@ ModalResult block_modes(const IterationSpace &space,
   result.factor_nonzeros = factor.factor_nonzeros();
   result.regularisation = factor.regularisation();
   result.ordering = factor.permutation();
-  spdlog::info("modal: {} modes in {} restarts, {} solves (block {}), {:.3f} "
-               "s: solves {:.3f} s, "
-               "orthogonalisation {:.3f} s, Ritz {:.3f} s (factorisation "
-               "{:.3f} s); lowest "
-               "{:.6g}, highest {:.6g} (rad/s)^2",
-               nev, result.iterations, result.solves, result.block_size,
-               result.solve_seconds, result.operator_seconds,
-               result.orthogonalisation_seconds, result.ritz_seconds,
-               result.factor_seconds, result.eigenvalues[0],
-               result.eigenvalues[nev - 1]);
+  spdlog::info(
+      "modal: {} modes in {} restarts, {} solves (block {}), {:.3f} "
+      "s: solves {:.3f} s, "
+      "orthogonalisation {:.3f} s, Ritz {:.3f} s (factorisation "
+      "{:.3f} s); lowest "
+      "{:.6g}, highest {:.6g} (rad/s)^2",
+      nev, result.iterations, result.solves, result.block_size, result.solve_seconds,
+      result.operator_seconds, result.orthogonalisation_seconds, result.ritz_seconds,
+      result.factor_seconds, result.eigenvalues[0], result.eigenvalues[nev - 1]);
   return result;
 }
 
-ModalResult solve_lowest_modes_block(const SparseMatrix &stiffness,
-                                     const SparseMatrix &mass,
-                                     const ModalOptions &options,
-                                     double sigma) {
+ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                     const ModalOptions& options, double sigma) {
   const Index n = stiffness.rows();
   const int nev = options.n_modes;
   const BlockLanczosSettings settings = block_settings(n, nev, options);
-  spdlog::info("modal: {} lowest modes of n = {} equations, {}, block Lanczos "
-               "(block {})",
-               nev, n, describe_shift(sigma), settings.block_size);
+  spdlog::info(
+      "modal: {} lowest modes of n = {} equations, {}, block Lanczos "
+      "(block {})",
+      nev, n, describe_shift(sigma), settings.block_size);
 
   const CholmodShiftInvert factor(stiffness, mass, sigma, options.ordering);
   const SymmetricProduct mass_product_fast(mass);
-  const auto ops =
-      kernels::cpu::make_block_ops(std::make_shared<CpuExecutor>());
-  return block_modes(host_space(factor, mass_product_fast, *ops), factor,
-                     stiffness, mass, options, settings);
+  const auto ops = kernels::cpu::make_block_ops(std::make_shared<CpuExecutor>());
+  return block_modes(host_space(factor, mass_product_fast, *ops), factor, stiffness, mass, options,
+                     settings);
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Measured on the genset at 1e5 DOF, 50 modes (a shared 2-core machine): the
 // solve costs 49, 21, 15 and 12.5 ms per vector with blocks of 4, 8, 12 and 16,
@@ -691,4 +648,4 @@ int default_block_size(std::int64_t n_equations, int n_modes) {
   return n_modes <= 60 ? 8 : 12;
 }
 
-} // namespace vsense::solvers
+}  // namespace vsense::solvers

@@ -24,14 +24,12 @@ using vsense::kernels::BlockView;
 constexpr std::int64_t n = 597, ld = n + 3;
 
 /// Fixed-seed uniform(-1, 1) matrix.
-MatrixXd random_matrix(Eigen::Index rows, Eigen::Index cols,
-                       std::uint64_t seed) {
+MatrixXd random_matrix(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
   std::mt19937_64 random(seed);
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);
   MatrixXd a(rows, cols);
   for (Eigen::Index j = 0; j < cols; ++j) {
-    for (Eigen::Index i = 0; i < rows; ++i)
-      a(i, j) = uniform(random);
+    for (Eigen::Index i = 0; i < rows; ++i) a(i, j) = uniform(random);
   }
   return a;
 }
@@ -39,12 +37,12 @@ MatrixXd random_matrix(Eigen::Index rows, Eigen::Index cols,
 /// A [n, cols] block with leading dimension ld in an executor's memory, filled
 /// from `values`.
 struct Block {
-  Block(BlockOps &ops, const MatrixXd &values)
+  Block(BlockOps& ops, const MatrixXd& values)
       : storage(ops.executor(), static_cast<std::size_t>(ld * values.cols())),
         view{storage.data(), values.rows(), values.cols(), ld} {
     ops.upload(values.data(), values.rows(), view);
   }
-  MatrixXd read(BlockOps &ops) const {
+  MatrixXd read(BlockOps& ops) const {
     MatrixXd out(view.rows, view.cols);
     ops.download(view, out.data(), view.rows);
     return out;
@@ -56,7 +54,7 @@ struct Block {
 /// Each product of `ops` against Eigen (|difference| <= 1e-13 of the operands'
 /// scale: sums of at most n = 597 products of entries below 1, in a different
 /// order).
-void check_products(BlockOps &ops) {
+void check_products(BlockOps& ops) {
   const MatrixXd a = random_matrix(n, 7, 1), b = random_matrix(n, 5, 2);
   const MatrixXd small = random_matrix(7, 5, 3);
   Block block_a(ops, a), block_b(ops, b);
@@ -68,25 +66,20 @@ void check_products(BlockOps &ops) {
   EXPECT_LE((c - expected_tn).cwiseAbs().maxCoeff(), tolerance);
 
   const MatrixXd expected_nn = -1.0 * a * small + 1.0 * b;
-  ops.gemm_nn(-1.0, block_a.view, small.data(), small.rows(), 1.0,
-              block_b.view);
+  ops.gemm_nn(-1.0, block_a.view, small.data(), small.rows(), 1.0, block_b.view);
   EXPECT_LE((block_b.read(ops) - expected_nn).cwiseAbs().maxCoeff(), tolerance);
 
   // Columns of a view (offset pointer, same leading dimension).
   MatrixXd c2(3, 2);
-  ops.gemm_tn(1.0, block_a.view.columns(2, 3), block_a.view.columns(5, 2), 0.0,
-              c2.data(), 3);
-  EXPECT_LE((c2 - a.middleCols(2, 3).transpose() * a.middleCols(5, 2))
-                .cwiseAbs()
-                .maxCoeff(),
+  ops.gemm_tn(1.0, block_a.view.columns(2, 3), block_a.view.columns(5, 2), 0.0, c2.data(), 3);
+  EXPECT_LE((c2 - a.middleCols(2, 3).transpose() * a.middleCols(5, 2)).cwiseAbs().maxCoeff(),
             tolerance);
 
   const std::vector<double> divisors = {2.0, -4.0, 0.5, 3.0, 1.0, 8.0, -1.0};
   Block divided(ops, a);
   ops.divide_columns(divided.view, divisors.data());
   MatrixXd expected_divided = a;
-  for (Eigen::Index j = 0; j < a.cols(); ++j)
-    expected_divided.col(j) /= divisors[j];
+  for (Eigen::Index j = 0; j < a.cols(); ++j) expected_divided.col(j) /= divisors[j];
   EXPECT_EQ((divided.read(ops) - expected_divided).cwiseAbs().maxCoeff(), 0.0);
 
   Block target(ops, MatrixXd::Zero(n, 3));
@@ -96,31 +89,25 @@ void check_products(BlockOps &ops) {
 }
 
 TEST(BlockOps, HostProductsMatchEigen) {
-  const auto ops = vsense::kernels::cpu::make_block_ops(
-      std::make_shared<vsense::CpuExecutor>());
+  const auto ops = vsense::kernels::cpu::make_block_ops(std::make_shared<vsense::CpuExecutor>());
   EXPECT_TRUE(ops->host_memory());
   check_products(*ops);
 }
 
 TEST(BlockOps, CudaProductsMatchEigen) {
-  if (vsense::CudaExecutor::device_count() == 0)
-    GTEST_SKIP() << "no usable CUDA device";
-  const auto ops =
-      vsense::kernels::cuda::make_block_ops(vsense::CudaExecutor::create(0));
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  const auto ops = vsense::kernels::cuda::make_block_ops(vsense::CudaExecutor::create(0));
   EXPECT_FALSE(ops->host_memory());
   check_products(*ops);
 }
 
 TEST(BlockOps, CudaWithoutTheBackendIsClassified) {
-  if (vsense::CudaExecutor::compiled())
-    GTEST_SKIP() << "this build has the CUDA backend";
-  EXPECT_THROW(vsense::kernels::cuda::make_block_ops(nullptr),
-               vsense::NotCompiled);
+  if (vsense::CudaExecutor::compiled()) GTEST_SKIP() << "this build has the CUDA backend";
+  EXPECT_THROW(vsense::kernels::cuda::make_block_ops(nullptr), vsense::NotCompiled);
 }
 
 TEST(DeviceSymmetricMatrix, ProductMatchesTheFullSymmetricMatrix) {
-  if (vsense::CudaExecutor::device_count() == 0)
-    GTEST_SKIP() << "no usable CUDA device";
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
   // A random symmetric pattern stored as its lower triangle (what the assembly
   // produces).
   std::mt19937_64 random(11);
@@ -131,8 +118,7 @@ TEST(DeviceSymmetricMatrix, ProductMatchesTheFullSymmetricMatrix) {
     entries.emplace_back(i, i, 4.0 + uniform(random));
     for (int k = 0; k < 5; ++k) {
       const std::int64_t j = column(random);
-      if (j < i)
-        entries.emplace_back(i, j, uniform(random));
+      if (j < i) entries.emplace_back(i, j, uniform(random));
     }
   }
   Eigen::SparseMatrix<double, Eigen::ColMajor, std::int64_t> lower(n, n);
@@ -140,8 +126,7 @@ TEST(DeviceSymmetricMatrix, ProductMatchesTheFullSymmetricMatrix) {
   lower.makeCompressed();
   const auto exec = vsense::CudaExecutor::create(0);
   const vsense::kernels::cuda::DeviceSymmetricMatrix matrix(
-      exec,
-      {n, lower.outerIndexPtr(), lower.innerIndexPtr(), lower.valuePtr()});
+      exec, {n, lower.outerIndexPtr(), lower.innerIndexPtr(), lower.valuePtr()});
   EXPECT_EQ(matrix.rows(), n);
   const MatrixXd x = random_matrix(n, 9, 12);
   vsense::DeviceArray<double> x_device(exec, static_cast<std::size_t>(n * 9));
@@ -155,4 +140,4 @@ TEST(DeviceSymmetricMatrix, ProductMatchesTheFullSymmetricMatrix) {
   EXPECT_LE((got - expected).cwiseAbs().maxCoeff(), 1e-13 * n);
 }
 
-} // namespace
+}  // namespace

@@ -20,11 +20,15 @@ namespace vsense::kernels {
 /// A column-major block [rows, cols] with leading dimension ld, in an
 /// executor's memory (not owned).
 struct BlockView {
-  double *data = nullptr;
+  double* data = nullptr;
   std::int64_t rows = 0, cols = 0, ld = 0;
   /// Columns [first, first + count).
   BlockView columns(std::int64_t first, std::int64_t count) const {
     return {data + first * ld, rows, count, ld};
+  }
+  /// Rows [first, first + count) of every column.
+  BlockView row_block(std::int64_t first, std::int64_t count) const {
+    return {data + first, count, cols, ld};
   }
 };
 
@@ -42,40 +46,38 @@ public:
   /// c = alpha a^T b + beta c.
   /// @param[in] a [n, k]; b [n, m]
   /// @param[in,out] c host, [k, m], leading dimension ldc
-  virtual void gemm_tn(double alpha, BlockView a, BlockView b, double beta,
-                       double *c, std::int64_t ldc) = 0;
+  virtual void gemm_tn(double alpha, BlockView a, BlockView b, double beta, double* c,
+                       std::int64_t ldc) = 0;
   /// c = alpha a b + beta c.
   /// @param[in] a [n, k]; b host, [k, m], leading dimension ldb
   /// @param[in,out] c [n, m]; must not overlap a
-  virtual void gemm_nn(double alpha, BlockView a, const double *b,
-                       std::int64_t ldb, double beta, BlockView c) = 0;
+  virtual void gemm_nn(double alpha, BlockView a, const double* b, std::int64_t ldb, double beta,
+                       BlockView c) = 0;
   /// x[:, j] /= divisors[j] (a division, not a multiplication by the inverse:
   /// the CPU path's rounding stays that of a plain column division).
   /// @param[in] divisors host, [x.cols]
-  virtual void divide_columns(BlockView x, const double *divisors) = 0;
+  virtual void divide_columns(BlockView x, const double* divisors) = 0;
   /// to = from (same shape, no overlap).
   virtual void copy(BlockView from, BlockView to) = 0;
   /// to = the host block at `host` ([to.rows, to.cols], leading dimension ld).
-  virtual void upload(const double *host, std::int64_t ld, BlockView to) = 0;
+  virtual void upload(const double* host, std::int64_t ld, BlockView to) = 0;
   /// The host block at `host` ([from.rows, from.cols], leading dimension ld) =
   /// from.
-  virtual void download(BlockView from, double *host, std::int64_t ld) = 0;
+  virtual void download(BlockView from, double* host, std::int64_t ld) = 0;
   /// Waits for queued work (a no-op on the CPU).
   virtual void synchronize() = 0;
 };
 
 namespace cpu {
 /// The host BLAS (dgemm) on host memory.
-std::unique_ptr<BlockOps>
-make_block_ops(std::shared_ptr<const CpuExecutor> exec);
-} // namespace cpu
+std::unique_ptr<BlockOps> make_block_ops(std::shared_ptr<const CpuExecutor> exec);
+}  // namespace cpu
 
 namespace cuda {
 /// cuBLAS on the executor's device and stream.
 /// @throws NotCompiled without CUDA; DeviceUnavailable when the handle cannot
 /// be created.
-std::unique_ptr<BlockOps>
-make_block_ops(std::shared_ptr<const CudaExecutor> exec);
+std::unique_ptr<BlockOps> make_block_ops(std::shared_ptr<const CudaExecutor> exec);
 
 /// @brief A symmetric sparse matrix (both triangles, compressed rows) on a
 /// device, for repeated products with blocks of device vectors (one cuSPARSE
@@ -84,16 +86,15 @@ class DeviceSymmetricMatrix {
 public:
   /// Uploads the full matrix made from the lower triangle `lower` (host).
   /// @throws DeviceResourceError when it does not fit in device memory.
-  DeviceSymmetricMatrix(std::shared_ptr<const CudaExecutor> exec,
-                        const LowerCscView &lower);
+  DeviceSymmetricMatrix(std::shared_ptr<const CudaExecutor> exec, const LowerCscView& lower);
   ~DeviceSymmetricMatrix();
-  DeviceSymmetricMatrix(const DeviceSymmetricMatrix &) = delete;
-  DeviceSymmetricMatrix &operator=(const DeviceSymmetricMatrix &) = delete;
+  DeviceSymmetricMatrix(const DeviceSymmetricMatrix&) = delete;
+  DeviceSymmetricMatrix& operator=(const DeviceSymmetricMatrix&) = delete;
   std::int64_t rows() const noexcept;
   /// y = A x on the executor's stream.
   /// @param[in] x device, [n, ncols], leading dimension n
   /// @param[out] y device, [n, ncols], leading dimension n (must not alias x)
-  void apply(const double *x, double *y, std::int64_t ncols) const;
+  void apply(const double* x, double* y, std::int64_t ncols) const;
   /// Device bytes held.
   std::size_t device_bytes() const noexcept;
 
@@ -101,9 +102,9 @@ private:
   struct State;
   std::unique_ptr<State> state_;
 };
-} // namespace cuda
+}  // namespace cuda
 
 /// The block products of an executor's backend.
 std::unique_ptr<BlockOps> make_block_ops(std::shared_ptr<const Executor> exec);
 
-} // namespace vsense::kernels
+}  // namespace vsense::kernels
