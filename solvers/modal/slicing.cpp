@@ -96,12 +96,16 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
   ModalResult result;
   result.method = "block";
 
-  const CholmodShiftInvert factor(stiffness, mass, sigma, options.ordering);
+  // Slice 1's operator. Freed once slice 1 is solved when more slices follow: their counts and
+  // operators are LDL^T factorisations of about the same size (~10 GB each at 1e6 equations),
+  // and holding both at once is what a 24 GB node cannot.
+  auto factor =
+      std::make_unique<const CholmodShiftInvert>(stiffness, mass, sigma, options.ordering);
   const SymmetricProduct mass_product(mass);
-  result.factor_seconds = factor.factor_seconds();
-  result.factor_nonzeros = factor.factor_nonzeros();
-  result.regularisation = factor.regularisation();
-  result.ordering = factor.permutation();
+  result.factor_seconds = factor->factor_seconds();
+  result.factor_nonzeros = factor->factor_nonzeros();
+  result.regularisation = factor->regularisation();
+  result.ordering = factor->permutation();
   Collected all;
   std::uint64_t seed = 1;
 
@@ -126,7 +130,7 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
     return count.below;
   };
 
-  if (factor.regularisation() > 0.0) {
+  if (factor->regularisation() > 0.0) {
     // A singular pencil: the inertia of K - s M also counts the common null space of K and M,
     // so counts certify nothing. Grow the request on the one factor until it passes `upper`.
     if (below_mode) {
@@ -136,7 +140,7 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
     }
     Index nev = std::min<Index>(std::max(options.n_modes, 1), n / 2);
     for (;;) {
-      const BlockLanczosPairs pairs = run(factor, nev, Wanted::largest, "main");
+      const BlockLanczosPairs pairs = run(*factor, nev, Wanted::largest, "main");
       const double top = pairs.eigenvalues[pairs.eigenvalues.size() - 1];
       if (!below_mode || top >= upper || 2 * nev > n / 2) {
         for (Index j = 0; j < pairs.eigenvalues.size(); ++j) {
@@ -170,7 +174,7 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
     const Index first = single ? target : slice;
     spdlog::info("modal: {} modes, {} per slice: slice 1 around {}", target, slice,
                  describe_shift(sigma));
-    BlockLanczosPairs pairs = run(factor, first, Wanted::largest, "slice 1");
+    BlockLanczosPairs pairs = run(*factor, first, Wanted::largest, "slice 1");
     if (single && below_mode) {
       // The count at `upper` is known: the pass must find exactly that many below it. A block
       // method can miss a copy of an eigenvalue repeated more often than its block size; a
@@ -195,12 +199,13 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
         all.values.clear();
         all.vectors.clear();
         nev = larger;
-        pairs = run(factor, nev, Wanted::largest, "slice 1, again");
+        pairs = run(*factor, nev, Wanted::largest, "slice 1, again");
       }
       result.certified.push_back({upper, upper_count});
     } else if (single) {
       for (Index j = 0; j < pairs.eigenvalues.size(); ++j) take(pairs, j);
     } else {
+      factor.reset();
       // b_1 in the widest relative gap among the upper half of the pairs found; the pairs
       // below it are kept.
       Index keep = first - 1;
