@@ -292,8 +292,13 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
                  rep.sturm_count, frequency_hz(result.certified.back().sigma), result.slices,
                  result.slices == 1 ? "" : "s");
   } else if (options.sturm_check) {
+    // With fmax, the first returned mode above it is checked too: the count then lies above
+    // fmax, so it certifies every mode below fmax (as the sliced path's count at fmax does), not
+    // only those below the highest accepted one.
+    const std::int64_t checked =
+        options.fmax_hz > 0.0 && m < result.eigenvalues.size() ? m + 1 : m;
     const SturmCount count =
-        check_completeness(system.stiffness, system.mass, result.eigenvalues.data(), m,
+        check_completeness(system.stiffness, system.mass, result.eigenvalues.data(), checked,
                            &result.ordering);
     rep.sturm_seconds = count.seconds;
     rep.sturm_count = count.below;
