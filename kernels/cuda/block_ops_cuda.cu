@@ -63,8 +63,13 @@ public:
       : exec_(std::move(exec)), stream_(static_cast<cudaStream_t>(exec_->stream())) {
     VSENSE_CUDA_CHECK(cudaSetDevice(exec_->device_id()));
     VSENSE_CUBLAS_CHECK(cublasCreate(&handle_));
-    VSENSE_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
-    VSENSE_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
+    try {
+      VSENSE_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
+      VSENSE_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
+    } catch (...) {
+      cublasDestroy(handle_);  // the destructor does not run for a throwing constructor
+      throw;
+    }
   }
   ~DeviceBlockOps() override {
     if (handle_) cublasDestroy(handle_);
