@@ -26,6 +26,21 @@ double frequency_hz(double eigenvalue) {
   return std::sqrt(std::max(eigenvalue, 0.0)) / (2.0 * std::numbers::pi);
 }
 
+/// Adds one sparse eigen-solve's figures to the report.
+void count_solve(const ModalResult& result, ModalAnalysisReport& rep) {
+  ++rep.solves;
+  rep.factor_seconds += result.factor_seconds;
+  rep.solve_seconds += result.solve_seconds;
+  rep.factor_nonzeros = result.factor_nonzeros;
+  rep.method = result.method;
+  rep.block_size = result.block_size;
+  rep.vectors_solved += result.solves;
+  rep.restarts += result.iterations;
+  rep.operator_seconds += result.operator_seconds;
+  rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
+  rep.ritz_seconds += result.ritz_seconds;
+}
+
 /// The CUDA executor the eigen-solve runs on (nullptr for the CPU) and whether it solves densely:
 /// `automatic` solves densely up to the device's limit and with the device block Lanczos above.
 struct DeviceChoice {
@@ -181,17 +196,7 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
       result = detail::solve_lowest_modes_block_device(
           std::static_pointer_cast<const CudaExecutor>(device), system.stiffness, system.mass,
           solver_options, sigma, options.fmax_hz, device_where);
-      ++rep.solves;
-      rep.factor_seconds += result.factor_seconds;
-      rep.solve_seconds += result.solve_seconds;
-      rep.factor_nonzeros = result.factor_nonzeros;
-      rep.method = result.method;
-      rep.block_size = result.block_size;
-      rep.vectors_solved += result.solves;
-      rep.restarts += result.iterations;
-      rep.operator_seconds += result.operator_seconds;
-      rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
-      rep.ritz_seconds += result.ritz_seconds;
+      count_solve(result, rep);
     } catch (const DeviceResourceError& error) {
       if (!options.cpu_fallback) throw;
       spdlog::info("modal: the block solve on {} ran out of device memory ({}): solving on the "
@@ -242,33 +247,13 @@ io::ModesData modal_analysis(const model::Model& model, const ModalAnalysisOptio
     solver_options.n_modes =
         static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
     result = solve_lowest_modes(system.stiffness, system.mass, solver_options);
-    ++rep.solves;
-    rep.factor_seconds += result.factor_seconds;
-    rep.solve_seconds += result.solve_seconds;
-    rep.factor_nonzeros = result.factor_nonzeros;
-    rep.method = result.method;
-    rep.block_size = result.block_size;
-    rep.vectors_solved += result.solves;
-    rep.restarts += result.iterations;
-    rep.operator_seconds += result.operator_seconds;
-    rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
-    rep.ritz_seconds += result.ritz_seconds;
+    count_solve(result, rep);
   }
   for (; !device && !(options.fmax_hz > 0.0 && options.method == EigenMethod::block);) {
     solver_options.n_modes =
         static_cast<int>(std::min<std::int64_t>(solver_options.n_modes, dofs.n_equations));
     result = solve_lowest_modes(system.stiffness, system.mass, solver_options);
-    ++rep.solves;
-    rep.factor_seconds += result.factor_seconds;
-    rep.solve_seconds += result.solve_seconds;
-    rep.factor_nonzeros = result.factor_nonzeros;
-    rep.method = result.method;
-    rep.block_size = result.block_size;
-    rep.vectors_solved += result.solves;
-    rep.restarts += result.iterations;
-    rep.operator_seconds += result.operator_seconds;
-    rep.orthogonalisation_seconds += result.orthogonalisation_seconds;
-    rep.ritz_seconds += result.ritz_seconds;
+    count_solve(result, rep);
     if (options.fmax_hz <= 0.0) break;
     const double highest = frequency_hz(result.eigenvalues(result.eigenvalues.size() - 1));
     if (highest > options.fmax_hz || solver_options.n_modes >= dofs.n_equations) break;

@@ -125,8 +125,10 @@ TEST(ModesCommand, AutoBackendWithoutADeviceRunsOnTheCpu) {
   EXPECT_EQ(vsense::io::read_modes(out).n_modes(), 3u);
 }
 
-TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
-  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+/// `vsense modes --backend cuda <solver_args>` on the bar against the CPU: exit 0, `"backend"`
+/// starting with `backend_prefix`, frequencies within 1e-8, residuals below 1e-6.
+void expect_device_run_matches_the_cpu(const std::string& solver_args,
+                                       const std::string& backend_prefix) {
   ScratchDir dir("modes-cli-cuda-run");
   const auto model = write_bar(dir);
   const auto on_cpu = dir.file("cpu.h5"), on_gpu = dir.file("gpu.h5");
@@ -134,10 +136,9 @@ TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
                             "' --backend cpu -q");
   ASSERT_EQ(c.exit_code, 0) << c.err;
   const auto g = run_vsense("modes '" + model + "' --modes 5 --out '" + on_gpu +
-                            "' --backend cuda --json -q");
+                            "' --backend cuda " + solver_args + " --json -q");
   ASSERT_EQ(g.exit_code, 0) << g.err;
-  EXPECT_NE(g.out.find("\"backend\":\"cuda (dense cuSOLVER) on cuda:0"), std::string::npos)
-      << g.out;
+  EXPECT_NE(g.out.find("\"backend\":\"" + backend_prefix), std::string::npos) << g.out;
   const auto a = vsense::io::read_modes(on_cpu), b = vsense::io::read_modes(on_gpu);
   ASSERT_EQ(b.n_modes(), 5u);
   for (std::size_t i = 0; i < 5; ++i) {
@@ -146,25 +147,14 @@ TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
   }
 }
 
+TEST(ModesCommand, CudaBackendSolvesDenselyOnTheDeviceAndSaysSo) {
+  if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
+  expect_device_run_matches_the_cpu("", "cuda (dense cuSOLVER) on cuda:0");
+}
+
 TEST(ModesCommand, CudaBlockSolverMatchesTheCpuAndSaysWhereItRan) {
   if (vsense::CudaExecutor::device_count() == 0) GTEST_SKIP() << "no usable CUDA device";
-  ScratchDir dir("modes-cli-cuda-block");
-  const auto model = write_bar(dir);
-  const auto on_cpu = dir.file("cpu.h5"), on_gpu = dir.file("gpu.h5");
-  const auto c = run_vsense("modes '" + model + "' --modes 5 --out '" + on_cpu +
-                            "' --backend cpu -q");
-  ASSERT_EQ(c.exit_code, 0) << c.err;
-  const auto g = run_vsense("modes '" + model + "' --modes 5 --out '" + on_gpu +
-                            "' --backend cuda --solver block --json -q");
-  ASSERT_EQ(g.exit_code, 0) << g.err;
-  EXPECT_NE(g.out.find("\"backend\":\"cuda (block Lanczos on the device"), std::string::npos)
-      << g.out;
-  const auto a = vsense::io::read_modes(on_cpu), b = vsense::io::read_modes(on_gpu);
-  ASSERT_EQ(b.n_modes(), 5u);
-  for (std::size_t i = 0; i < 5; ++i) {
-    EXPECT_NEAR(b.frequencies_hz[i], a.frequencies_hz[i], 1e-8 * a.frequencies_hz[i]) << i;
-    EXPECT_LE(b.residuals[i], 1e-6) << i;
-  }
+  expect_device_run_matches_the_cpu("--solver block", "cuda (block Lanczos on the device");
 }
 
 TEST(ModelExportCommand, WritesSymmetricMatrixMarketFiles) {

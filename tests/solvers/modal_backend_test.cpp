@@ -256,48 +256,6 @@ protected:
   }
 };
 
-TEST_F(CudaModalAnalysis, DenseOnTheDeviceMatchesTheCpuOnASmallGenset) {
-  const auto model = genset(10000);
-  ModalAnalysisOptions cpu_options;
-  cpu_options.n_modes = 20;
-  vsense::solvers::ModalAnalysisReport cpu_report, gpu_report;
-  const auto cpu = vsense::solvers::modal_analysis(model, cpu_options, &cpu_report);
-  ModalAnalysisOptions gpu_options = cpu_options;
-  gpu_options.backend = ModalBackend::cuda;
-  const auto gpu = vsense::solvers::modal_analysis(model, gpu_options, &gpu_report);
-  EXPECT_EQ(gpu_report.method, "dense");
-  EXPECT_EQ(gpu_report.backend.rfind("cuda (dense cuSOLVER) on cuda:0", 0), 0u) << gpu_report.backend;
-  EXPECT_EQ(gpu_report.sturm_count, cpu_report.sturm_count);  // the check ran for both
-  ASSERT_EQ(gpu.n_modes(), cpu.n_modes());
-  const std::size_t n_nodes = cpu.n_nodes();
-  for (std::size_t j = 0; j < cpu.n_modes(); ++j) {
-    EXPECT_NEAR(gpu.frequencies_hz[j], cpu.frequencies_hz[j],
-                tol::backend_frequency_rel * cpu.frequencies_hz[j])
-        << "mode " << j + 1;
-    // Nodal shapes (the mass-weighted MAC is checked in DenseModalPath) and stresses, after
-    // matching the sign.
-    const double* a = cpu.shapes.data() + j * n_nodes * 3;
-    const double* b = gpu.shapes.data() + j * n_nodes * 3;
-    double ab = 0, aa = 0, bb = 0;
-    for (std::size_t i = 0; i < n_nodes * 3; ++i) {
-      ab += a[i] * b[i];
-      aa += a[i] * a[i];
-      bb += b[i] * b[i];
-    }
-    EXPECT_GE(ab * ab / (aa * bb), tol::backend_mac_min) << "mode " << j + 1;
-    const double sign = ab < 0 ? -1.0 : 1.0;
-    const double* sa = cpu.nodal_stress.data() + j * n_nodes * 6;
-    const double* sb = gpu.nodal_stress.data() + j * n_nodes * 6;
-    double peak = 0, difference = 0;
-    for (std::size_t i = 0; i < n_nodes * 6; ++i) {
-      peak = std::max(peak, std::abs(sa[i]));
-      difference = std::max(difference, std::abs(sign * sb[i] - sa[i]));
-    }
-    // Eigenvector error ~ residual / relative gap (~1e-9 here), carried into the stresses.
-    EXPECT_LE(difference, 1e-6 * peak) << "mode " << j + 1;
-  }
-}
-
 /// Compares two modal analyses of the same model: frequencies, nodal shapes (MAC, sign-free)
 /// and modal stresses.
 void expect_same_modes_data(const vsense::io::ModesData& tested,
@@ -329,6 +287,22 @@ void expect_same_modes_data(const vsense::io::ModesData& tested,
     EXPECT_LE(difference, 1e-6 * peak) << "mode " << j + 1;
   }
 }
+
+TEST_F(CudaModalAnalysis, DenseOnTheDeviceMatchesTheCpuOnASmallGenset) {
+  const auto model = genset(10000);
+  ModalAnalysisOptions cpu_options;
+  cpu_options.n_modes = 20;
+  vsense::solvers::ModalAnalysisReport cpu_report, gpu_report;
+  const auto cpu = vsense::solvers::modal_analysis(model, cpu_options, &cpu_report);
+  ModalAnalysisOptions gpu_options = cpu_options;
+  gpu_options.backend = ModalBackend::cuda;
+  const auto gpu = vsense::solvers::modal_analysis(model, gpu_options, &gpu_report);
+  EXPECT_EQ(gpu_report.method, "dense");
+  EXPECT_EQ(gpu_report.backend.rfind("cuda (dense cuSOLVER) on cuda:0", 0), 0u) << gpu_report.backend;
+  EXPECT_EQ(gpu_report.sturm_count, cpu_report.sturm_count);  // the check ran for both
+  expect_same_modes_data(gpu, cpu);
+}
+
 
 TEST_F(CudaModalAnalysis, BlockLanczosOnTheDeviceMatchesTheCpuOnASmallGenset) {
   const auto model = genset(10000);
