@@ -303,7 +303,6 @@ TEST_F(CudaModalAnalysis, DenseOnTheDeviceMatchesTheCpuOnASmallGenset) {
   expect_same_modes_data(gpu, cpu);
 }
 
-
 TEST_F(CudaModalAnalysis, BlockLanczosOnTheDeviceMatchesTheCpuOnASmallGenset) {
   const auto model = genset(10000);
   ModalAnalysisOptions cpu_options;
