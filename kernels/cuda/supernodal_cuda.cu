@@ -270,7 +270,8 @@ void DeviceSupernodalFactor::solve(double* x, std::int64_t ld, std::int64_t nrhs
   const cudaStream_t stream = d.stream();
   double* w = d.workspace.get();  // [n, nrhs], leading dimension n
   const std::int64_t total = n * nrhs;
-  detail::permute_in_kernel<<<blocks_for(total, kElementThreads), kElementThreads, 0, stream>>>(
+  // y = B(perm, :): the gather of the rows below a large supernode, with perm as the row list.
+  detail::gather_rows_kernel<<<blocks_for(total, kElementThreads), kElementThreads, 0, stream>>>(
       d.perm.get(), n, nrhs, x, ld, w);
   VSENSE_CUDA_CHECK(cudaGetLastError());
   for (std::int64_t level = 0; level < d.plan.n_levels; ++level) {

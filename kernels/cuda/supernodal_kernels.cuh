@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 /// t[r + j nbelow] = x[below[r] + j ldx] for r < nbelow, j < nrhs (rows below a large supernode
-/// gathered for cuBLAS).
+/// gathered for cuBLAS; with below = perm, the permutation of B into the workspace).
 __global__ void gather_rows_kernel(const std::int64_t* __restrict__ below, std::int64_t nbelow,
                                    std::int64_t nrhs, const double* __restrict__ x,
                                    std::int64_t ldx, double* __restrict__ t) {
@@ -205,18 +205,6 @@ __global__ void scatter_subtract_kernel(const std::int64_t* __restrict__ below, 
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t r = i % nbelow, j = i / nbelow;
     x[below[r] + j * ldx] -= t[i];
-  }
-}
-
-/// y[i + j n] = b[perm[i] + j ldb]: y = B(perm, :) into the workspace (leading dimension n).
-__global__ void permute_in_kernel(const std::int64_t* __restrict__ perm, std::int64_t n,
-                                  std::int64_t nrhs, const double* __restrict__ b, std::int64_t ldb,
-                                  double* __restrict__ y) {
-  const std::int64_t total = n * nrhs;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i % n, j = i / n;
-    y[i] = b[perm[r] + j * ldb];
   }
 }
 
