@@ -630,9 +630,15 @@ ModalResult solve_lowest_modes_block(const SparseMatrix& stiffness, const Sparse
       nev, n, describe_shift(sigma), settings.block_size);
 
   const CholmodShiftInvert factor(stiffness, mass, sigma, options.ordering);
-  const SymmetricProduct mass_product_fast(mass);
+  return block_modes_on_host(factor, SymmetricProduct(mass), stiffness, mass, options, settings);
+}
+
+ModalResult block_modes_on_host(const CholmodShiftInvert& factor,
+                                const SymmetricProduct& mass_product,
+                                const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                const ModalOptions& options, const BlockLanczosSettings& settings) {
   const auto ops = kernels::cpu::make_block_ops(std::make_shared<CpuExecutor>());
-  return block_modes(host_space(factor, mass_product_fast, *ops), factor, stiffness, mass, options,
+  return block_modes(host_space(factor, mass_product, *ops), factor, stiffness, mass, options,
                      settings);
 }
 

@@ -224,6 +224,11 @@ ModalResult solve_lowest_modes_dense(const Executor& exec, const SparseMatrix& s
 ModalResult block_modes(const IterationSpace& space, const CholmodShiftInvert& factor,
                         const SparseMatrix& stiffness, const SparseMatrix& mass,
                         const ModalOptions& options, const BlockLanczosSettings& settings);
+/// block_modes on the host: the CPU block path once `factor` is built.
+ModalResult block_modes_on_host(const CholmodShiftInvert& factor,
+                                const SymmetricProduct& mass_product,
+                                const SparseMatrix& stiffness, const SparseMatrix& mass,
+                                const ModalOptions& options, const BlockLanczosSettings& settings);
 /// The block path on a CUDA device (block_device.cpp): CHOLMOD factorises on the host, the
 /// factor is copied to the device and solved there (or, when it does not fit or was
 /// regularised, solved on the host for device blocks); basis, orthogonalisation, M-products

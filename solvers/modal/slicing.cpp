@@ -12,8 +12,10 @@
 //    c_i eigenvalues nearest the centre are exactly those of the slice, which it is symmetric
 //    about, so no effort goes to eigenvalues outside it.
 //  - The next boundary is estimated from the count so far with Weyl's law for 3-D solids,
-//    N(lambda) ~ lambda^{3/2}, so that a slice holds about slice_modes eigenvalues; its count
-//    corrects the estimate.
+//    N(lambda) ~ lambda^{3/2}, so that a slice holds about slice_modes eigenvalues (the last
+//    one: what remains of the request); its count corrects the estimate.
+//  - slice_modes is sized, once slice 1's factor is held, by the memory left for the basis
+//    (slice_modes_in_memory): a lowest-modes request whose basis fits is solved on one shift.
 // Eigenvectors of different slices belong to different eigenvalues, so they are M-orthogonal up
 // to residual / gap; a final Rayleigh-Ritz on the union of all slices (dense, m x m) restores
 // orthonormality to round-off where two slices meet at a close pair.
@@ -28,17 +30,36 @@
 
 #include "modal_internal.hpp"
 #include "vsense/kernels/errors.hpp"
+#include "vsense/kernels/executor.hpp"
 #include "vsense/solvers/sturm.hpp"
 
 namespace vsense::solvers {
 
+namespace {
+
+// The basis of a slice holds 2 x n x (about 2 n_modes + 64) doubles with M times it.
+constexpr double basis_bytes_per_mode(std::int64_t n_equations) {
+  return 2.0 * 2.0 * 8.0 * static_cast<double>(n_equations);
+}
+
+// At most 300 modes per shift: fewer restarts of a smaller basis against one more LDL^T
+// factorisation.
+constexpr double max_slice_modes = 300.0;
+constexpr double min_slice_modes = 40.0;
+
+}  // namespace
+
 int default_slice_modes(std::int64_t n_equations) {
-  // The basis of a slice holds 2 x n x (about 2 n_modes + 64) doubles with M times it: keep
-  // that below about 4 GiB, and at most 300 modes per shift (fewer restarts of a smaller basis
-  // against one more LDL^T factorisation).
-  const double per_mode_bytes = 2.0 * 2.0 * 8.0 * static_cast<double>(n_equations);
-  const double limit = 4.0 * 1024 * 1024 * 1024 / std::max(per_mode_bytes, 1.0);
-  return static_cast<int>(std::clamp(limit, 40.0, 300.0));
+  const double limit =
+      4.0 * 1024 * 1024 * 1024 / std::max(basis_bytes_per_mode(n_equations), 1.0);
+  return static_cast<int>(std::clamp(limit, min_slice_modes, max_slice_modes));
+}
+
+int slice_modes_in_memory(std::int64_t n_equations, std::size_t free_bytes) {
+  if (free_bytes == 0) return default_slice_modes(n_equations);
+  const double limit =
+      0.75 * static_cast<double>(free_bytes) / std::max(basis_bytes_per_mode(n_equations), 1.0);
+  return static_cast<int>(std::clamp(limit, min_slice_modes, max_slice_modes));
 }
 
 namespace detail {
@@ -90,8 +111,6 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
   const Index n = stiffness.rows();
   const bool below_mode = std::isfinite(options.upper);
   const double upper = options.upper;
-  const Index slice =
-      options.slice_modes > 0 ? options.slice_modes : default_slice_modes(n);
   const auto start = Clock::now();
   ModalResult result;
   result.method = "block";
@@ -106,6 +125,21 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
   result.factor_nonzeros = factor->factor_nonzeros();
   result.regularisation = factor->regularisation();
   result.ordering = factor->permutation();
+  // The slices are as large as the memory left beside the factor lets their basis be.
+  const std::size_t free_bytes = CpuExecutor{}.free_bytes();
+  const Index slice = options.slice_modes > 0 ? options.slice_modes
+                                              : slice_modes_in_memory(n, free_bytes);
+  if (options.slice_modes == 0 && free_bytes > 0) {
+    spdlog::info("modal: {:.1f} GiB of memory left beside the factor: up to {} modes per shift",
+                 static_cast<double>(free_bytes) / (1024.0 * 1024.0 * 1024.0), slice);
+  }
+  if (!below_mode && options.n_modes <= slice && factor->regularisation() == 0.0) {
+    // One shift carries the request: the plain block path on this factor (repeated-eigenvalue
+    // check included; the Sturm count follows in the modal analysis).
+    spdlog::info("modal: {} modes on one shift, {}", options.n_modes, describe_shift(sigma));
+    return block_modes_on_host(*factor, mass_product, stiffness, mass, options,
+                               block_settings(n, options.n_modes, options));
+  }
   Collected all;
   std::uint64_t seed = 1;
 
@@ -240,11 +274,15 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
       int index = 1;
       while (below < target) {
         ++index;
-        // The next boundary: about `slice` more eigenvalues by N(lambda) ~ lambda^p, p fitted
+        // The next boundary: about `aim` more eigenvalues by N(lambda) ~ lambda^p, p fitted
         // to the counts so far (the low spectrum of a machine on mounts is far sparser than
-        // Weyl's asymptotic p = 3/2), refitted from each trial count.
+        // Weyl's asymptotic p = 3/2), refitted from each trial count. A full slice, or what
+        // remains of the request and a margin for the estimate when that is less: the last
+        // slice solves no more modes than it must.
+        const Index remaining = target - below;
+        const Index aim = std::min<Index>(slice, remaining + std::max<Index>(8, remaining / 4));
         const auto boundary_for = [&](double p) {
-          return bound * std::pow(static_cast<double>(below + slice) /
+          return bound * std::pow(static_cast<double>(below + aim) /
                                       static_cast<double>(std::max<std::int64_t>(below, 1)),
                                   1.0 / p);
         };
@@ -258,7 +296,7 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
             next_below = count_at(next);
           }
           const std::int64_t count = next_below - below;
-          if ((count >= std::max<Index>(1, slice / 4) || next == upper) && count <= 2 * slice) {
+          if ((count >= std::max<Index>(1, aim / 4) || next == upper) && count <= 2 * aim) {
             break;
           }
           if (count > 0) {
@@ -270,7 +308,7 @@ ModalResult solve_modes_sliced(const SparseMatrix& stiffness, const SparseMatrix
             exponent = std::max(0.05, 0.5 * exponent);
           }
           next = boundary_for(exponent);
-          if (count > 2 * slice) next = std::min(next, bound + 0.5 * (next - bound));
+          if (count > 2 * aim) next = std::min(next, bound + 0.5 * (next - bound));
         }
         if (next_below > below) {
           exponent = std::clamp(std::log(static_cast<double>(next_below) /

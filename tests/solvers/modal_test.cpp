@@ -9,6 +9,7 @@
 #include <numbers>
 #include <random>
 
+#include "../../solvers/modal/modal_internal.hpp"
 #include "common/test_support.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
@@ -504,6 +505,41 @@ TEST(ModalSolver, LowestModesRequestLargerThanASliceIsSliced) {
   EXPECT_LE(max_orthonormality_error(cube.mass, result.vectors), orthonormality_tolerance);
   ASSERT_FALSE(result.certified.empty());
   EXPECT_GE(result.certified.back().below, 45);
+}
+
+TEST(ModalSolver, SliceSizeFollowsTheMemoryLeftForTheBasis) {
+  // About 32 n bytes per mode (Lanczos vectors and M times them, two per mode): 3/4 of the
+  // memory left, from 40 to 300 modes per shift.
+  const std::size_t gib = std::size_t{1} << 30;
+  EXPECT_EQ(slice_modes_in_memory(1'000'000, 8 * gib), 201);
+  EXPECT_EQ(slice_modes_in_memory(1'000'000, 12 * gib), 300);
+  EXPECT_EQ(slice_modes_in_memory(1'000'000, gib), 40);
+  EXPECT_EQ(slice_modes_in_memory(100'000, 24 * gib), 300);
+  // Unknown memory: the size fixed before the factorisation (a 4 GiB basis).
+  EXPECT_EQ(slice_modes_in_memory(1'000'000, 0), default_slice_modes(1'000'000));
+  EXPECT_EQ(default_slice_modes(1'000'000), 134);
+}
+
+TEST(ModalSolver, SlicedRequestThatFitsOneShiftIsThePlainBlockPath) {
+  // A request that reaches spectrum slicing but fits one shift once the factor sizes the slices
+  // runs the plain block path on that factor: the same iteration, the same bits, no slices, and
+  // the Sturm count left to the modal analysis.
+  const Chain cube = cube_laplacian(10);
+  ModalOptions options;
+  options.n_modes = 20;
+  const double sigma = detail::automatic_shift(cube.stiffness, cube.mass);
+  const ModalResult plain =
+      detail::solve_lowest_modes_block(cube.stiffness, cube.mass, options, sigma);
+  options.slice_modes = 30;
+  const ModalResult sliced = detail::solve_modes_sliced(cube.stiffness, cube.mass, options, sigma);
+  EXPECT_EQ(sliced.slices, 1);
+  EXPECT_TRUE(sliced.certified.empty());
+  EXPECT_EQ(sliced.solves, plain.solves);
+  ASSERT_EQ(sliced.eigenvalues.size(), plain.eigenvalues.size());
+  for (Eigen::Index j = 0; j < plain.eigenvalues.size(); ++j) {
+    EXPECT_EQ(sliced.eigenvalues[j], plain.eigenvalues[j]) << "mode " << j;
+  }
+  EXPECT_EQ((sliced.vectors - plain.vectors).cwiseAbs().maxCoeff(), 0.0);
 }
 
 TEST(ModalSolver, ABoundBelowEveryModeIsInputError) {

@@ -26,6 +26,10 @@ public:
   Backend backend() const noexcept override { return Backend::cpu; }
   void synchronize() const override {}
   std::string description() const override;
+  /// Host memory this process can still allocate, in bytes: MemAvailable of /proc/meminfo,
+  /// lowered to what is left under a cgroup memory limit (a Slurm job's allocation, a
+  /// container's); 0 when neither can be read.
+  std::size_t free_bytes() const;
 };
 
 /// @brief CUDA device executor. Defined in kernels/cuda (or throws NotCompiled from the stub).

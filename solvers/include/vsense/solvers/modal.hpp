@@ -3,6 +3,7 @@
 /// @brief Lowest modes of K x = lambda M x (CPU path: block shift-invert Lanczos on a CHOLMOD
 /// supernodal factor; the single-vector Spectra Lanczos stays selectable).
 #include <Eigen/Dense>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -90,8 +91,16 @@ struct ModalResult {
   int slices = 1;  ///< shifts used (spectrum slicing)
 };
 
-/// Modes per slice when ModalOptions::slice_modes is 0.
+/// Modes per slice when ModalOptions::slice_modes is 0, before anything is factorised: a
+/// request for more goes to spectrum slicing (whose first factor then sizes the slices by
+/// slice_modes_in_memory). At most 300; fewer where the basis of a slice would exceed 4 GiB.
 int default_slice_modes(std::int64_t n_equations);
+
+/// Modes per slice when ModalOptions::slice_modes is 0, with the first factor held and
+/// `free_bytes` of host memory left (CpuExecutor::free_bytes): as many as a block basis in
+/// 3/4 of them carries (about 4 n doubles per mode: the Lanczos vectors and M times them),
+/// from 40 to 300. `free_bytes` = 0 (unknown): default_slice_modes.
+int slice_modes_in_memory(std::int64_t n_equations, std::size_t free_bytes);
 
 /// The block size the block method uses when ModalOptions::block_size is 0.
 int default_block_size(std::int64_t n_equations, int n_modes);
