@@ -23,16 +23,14 @@
 #include <vector>
 
 #include "vsense/kernels/errors.hpp"
+#include "vsense/jobs/stage_support.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point start) {
-  return std::chrono::duration<double>(clock_type::now() - start).count();
-}
+using vsense::jobs::seconds_since;
 
 /// A field of /proc/self/status in bytes (VmHWM, VmRSS), 0 when unavailable.
 long long status_bytes(const char* field) {

@@ -19,21 +19,11 @@
 #include <unsupported/Eigen/SparseExtra>
 #include <vector>
 
+#include "vsense/jobs/stage_support.hpp"
 #include "vsense/solvers/modal.hpp"
 #include "vsense/solvers/sturm.hpp"
 
-namespace {
-
-long long peak_memory_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-}  // namespace
+using vsense::jobs::peak_memory_bytes;
 
 int main(int argc, char** argv) {
   if (argc < 3) {

@@ -21,14 +21,13 @@
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/sparse.hpp"
+#include "vsense/jobs/stage_support.hpp"
 #include "vsense/model/assembly.hpp"
 #include "vsense/model/inp_reader.hpp"
 
 namespace {
 using clock_type = std::chrono::steady_clock;
-double seconds_since(clock_type::time_point start) {
-  return std::chrono::duration<double>(clock_type::now() - start).count();
-}
+using vsense::jobs::seconds_since;
 template <typename F>
 double best_of(int repeat, F&& f) {
   double best = std::numeric_limits<double>::infinity();

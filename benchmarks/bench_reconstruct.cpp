@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "vsense/io/archive.hpp"
+#include "vsense/jobs/stage_support.hpp"
 #include "vsense/solvers/reconstruction.hpp"
 #include "vsense/solvers/sn_curve.hpp"
 
@@ -38,14 +39,7 @@ constexpr std::size_t kChannels = 32;
 /// case reports its own peak.
 void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
-long long peak_memory_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
+using vsense::jobs::peak_memory_bytes;
 
 struct Fixture {
   std::string archive_path;

@@ -17,23 +17,15 @@
 #include <string>
 #include <unsupported/Eigen/SparseExtra>
 
+#include "vsense/jobs/stage_support.hpp"
+
 namespace {
 
 using SparseMatrix = Eigen::SparseMatrix<double, Eigen::ColMajor, long>;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-long long peak_memory_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
+using vsense::jobs::peak_memory_bytes;
+using vsense::jobs::seconds_since;
 
 /// y = (K - sigma M)^{-1} x with a CHOLMOD supernodal factor (the interface Spectra expects of
 /// its shift-invert operator).
