@@ -20,12 +20,15 @@
 #include <vector>
 
 #include "vsense/jobs/stage_support.hpp"
+#include "vsense/kernels/blas_runtime.hpp"
 #include "vsense/solvers/modal.hpp"
 #include "vsense/solvers/sturm.hpp"
 
 using vsense::jobs::peak_memory_bytes;
 
 int main(int argc, char** argv) {
+  // The BLAS kernels vsense itself runs with (see vsense/kernels/blas_runtime.hpp).
+  vsense::restart_with_faster_blas(argv);
   if (argc < 3) {
     std::cerr << "usage: bench_modal_solver DIR N_MODES [--method block|lanczos] [--block "
                  "B[,B...]] [--basis V] [--ordering auto|amd|metis|nesdis] [--sturm] [-v]\n";

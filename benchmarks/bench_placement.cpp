@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "vsense/kernels/blas_runtime.hpp"
 #include "vsense/kernels/executor.hpp"
 #include "vsense/kernels/placement.hpp"
 #include "vsense/solvers/placement.hpp"
@@ -247,6 +248,8 @@ std::string default_reference(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The BLAS kernels vsense itself runs with (see vsense/kernels/blas_runtime.hpp).
+  vsense::restart_with_faster_blas(argv);
   config.reference = default_reference(argv[0]);
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {

@@ -18,6 +18,7 @@
 #include <unsupported/Eigen/SparseExtra>
 
 #include "vsense/jobs/stage_support.hpp"
+#include "vsense/kernels/blas_runtime.hpp"
 
 namespace {
 
@@ -59,6 +60,8 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The BLAS kernels vsense itself runs with (see vsense/kernels/blas_runtime.hpp).
+  vsense::restart_with_faster_blas(argv);
   if (argc < 3) {
     std::cerr << "usage: bench_spectra_cholmod DIR N_MODES [SIGMA]\n";
     return 2;

@@ -20,6 +20,9 @@ the matrices written by `vsense model export` (the same K and M vsense factors).
 is the whole `vsense modes` command (read, assemble, factor, solve, Sturm check, stresses,
 write); CalculiX the whole `ccx` run; SciPy and Spectra the solve alone (factor + Lanczos),
 their loading excluded. Peak memory is each process's maximum resident set (GNU time).
+BLAS kernels: vsense (and bench_spectra_cholmod) restart on OpenBLAS's faster kernels when
+OpenBLAS fell back to generic ones on a CPU model it does not know; CalculiX and SciPy run with
+OPENBLAS_CORETYPE set to the kernels vsense reports, so that every column uses the same dgemm.
 Needs: scipy (pip install scipy), GNU time (/usr/bin/time), ccx.
 """
 import argparse
@@ -103,6 +106,7 @@ def main():
     print(f"# modes benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
           f"{os.cpu_count()} cores ({cpu}), python {platform.python_version()}")
     rows = []
+    ref_env = None  # the environment of CalculiX and SciPy: vsense's BLAS kernels
     for dofs in args.dofs:
         n = int(float(dofs))
         d = os.path.join(work, f"genset_{n}")
@@ -122,6 +126,13 @@ def main():
                             f"{key}_solve_s": t["factor"] + t["solve"], f"{key}_sturm_s": t.get("sturm", 0.0),
                             f"{key}_breakdown": t, f"{key}_highest_hz": summary["frequencies_hz"][-1]})
                 row["n_equations"] = summary["n_equations"]
+                core = re.search(r"OpenBLAS (\S+) kernels", summary.get("backend", ""))
+                if ref_env is None:
+                    ref_env = dict(os.environ)
+                    if core and "OPENBLAS_CORETYPE" not in ref_env:
+                        ref_env["OPENBLAS_CORETYPE"] = core.group(1)
+                    print(f"# BLAS: vsense {summary.get('backend', '?')}; CalculiX and SciPy run with "
+                          f"OPENBLAS_CORETYPE={ref_env.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)
             if args.cuda:
                 wall, peak, out = run_timed([vsense, "modes", inp, "--modes", str(m), "--backend", "cuda",
                                              "--out", os.path.join(d, f"modes_{m}_cuda.h5"), "--json", "-q"])
@@ -144,14 +155,15 @@ def main():
                 row.update(slepc_s=t["factor"] + t["solve"], slepc_mem=peak, slepc_command_s=wall,
                            slepc_breakdown=t, slepc_highest_hz=summary["frequencies_hz"][-1])
             if "scipy" not in args.skip:
-                wall, peak, out = run_timed([sys.executable, "-c", SCIPY_SNIPPET, d, str(m), str(SIGMA)])
+                wall, peak, out = run_timed([sys.executable, "-c", SCIPY_SNIPPET, d, str(m), str(SIGMA)],
+                                            env=ref_env)
                 r = json.loads(out.strip().splitlines()[-1])
                 row.update(scipy_s=r["solve_s"], scipy_mem=peak, scipy_highest_hz=r["highest_hz"])
             if "ccx" not in args.skip and shutil.which("ccx"):
                 job = os.path.join(d, f"ccx_{m}")
                 with open(job + ".inp", "w") as f:
                     f.write(f"*INCLUDE, INPUT={inp}\n*STEP\n*FREQUENCY\n{m}\n*END STEP\n")
-                wall, peak, _ = run_timed(["ccx", "-i", os.path.basename(job)], cwd=d)
+                wall, peak, _ = run_timed(["ccx", "-i", os.path.basename(job)], cwd=d, env=ref_env)
                 freqs = ccx_frequencies(job + ".dat")
                 row.update(ccx_s=wall, ccx_mem=peak, ccx_highest_hz=freqs[-1] if freqs else float("nan"))
             rows.append(row)

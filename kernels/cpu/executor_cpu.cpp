@@ -9,13 +9,19 @@
 #include <string>
 #include <thread>
 
+#include "vsense/kernels/blas_runtime.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/executor.hpp"
 
 namespace vsense {
 
 std::string CpuExecutor::description() const {
-  return fmt::format("cpu ({} hardware threads)", std::thread::hardware_concurrency());
+  const std::string core = blas_core();
+  if (core.empty()) {
+    return fmt::format("cpu ({} hardware threads)", std::thread::hardware_concurrency());
+  }
+  return fmt::format("cpu ({} hardware threads, OpenBLAS {} kernels)",
+                     std::thread::hardware_concurrency(), core);
 }
 
 namespace {

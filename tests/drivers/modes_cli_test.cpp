@@ -2,11 +2,13 @@
 // one-line errors with non-zero exits and no output file for bad requests.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "common/test_support.hpp"
 #include "vsense/io/modes_file.hpp"
+#include "vsense/kernels/blas_runtime.hpp"
 #include "vsense/kernels/executor.hpp"
 
 namespace {
@@ -123,6 +125,57 @@ TEST(ModesCommand, AutoBackendWithoutADeviceRunsOnTheCpu) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"backend\":\"cpu"), std::string::npos) << r.out;
   EXPECT_EQ(vsense::io::read_modes(out).n_modes(), 3u);
+}
+
+/// `vsense modes` on the bar, `env` (assignments) before the command, `flags` after it.
+vsense::test::CommandResult run_modes_with_env(const ScratchDir& dir, const std::string& env,
+                                               const std::string& out, const std::string& flags) {
+  const auto model = write_bar(dir);
+  return vsense::test::run_command(env + " '" + VSENSE_BINARY + "' modes '" + model +
+                                   "' --modes 5 --out '" + out + "' --json " + flags);
+}
+
+TEST(ModesCommand, BackendNamesTheBlasKernelsAndTheUsersChoiceStays) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "OpenBLAS's Prescott kernels are x86-64 kernels";
+#endif
+  if (vsense::blas_core().empty()) GTEST_SKIP() << "the BLAS of this build is not OpenBLAS";
+  ScratchDir dir("modes-cli-blas-user");
+  const auto r = run_modes_with_env(dir, "OPENBLAS_CORETYPE=Prescott", dir.file("m.h5"), "-v");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("OpenBLAS Prescott kernels"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("restarted with"), std::string::npos) << r.err;
+}
+
+TEST(ModesCommand, RestartsOnFasterBlasKernelsWhereOpenBlasFellBackToGenericOnes) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) {
+    GTEST_SKIP() << "OPENBLAS_CORETYPE is set for the tests";
+  }
+  // This test process loaded OpenBLAS with its own choice of kernels.
+  const std::string here = vsense::blas_core();
+  const auto faster = vsense::faster_blas_core(here, vsense::cpu_features());
+  if (!faster) {
+    GTEST_SKIP() << "OpenBLAS chose " << (here.empty() ? "no (not OpenBLAS)" : here)
+                 << " kernels here: nothing faster to restart on";
+  }
+  ScratchDir dir("modes-cli-blas-restart");
+  const auto restarted = run_modes_with_env(dir, "", dir.file("fast.h5"), "-v");
+  ASSERT_EQ(restarted.exit_code, 0) << restarted.err;
+  EXPECT_NE(restarted.out.find("OpenBLAS " + *faster + " kernels"), std::string::npos)
+      << restarted.out;
+  EXPECT_NE(restarted.err.find("restarted with OPENBLAS_CORETYPE=" + *faster), std::string::npos)
+      << restarted.err;
+  // VSENSE_KEEP_BLAS_CORE keeps OpenBLAS's choice; both give the same modes.
+  const auto kept = run_modes_with_env(dir, "VSENSE_KEEP_BLAS_CORE=1", dir.file("kept.h5"), "-q");
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_NE(kept.out.find("OpenBLAS " + here + " kernels"), std::string::npos) << kept.out;
+  const auto a = vsense::io::read_modes(dir.file("fast.h5"));
+  const auto b = vsense::io::read_modes(dir.file("kept.h5"));
+  ASSERT_EQ(a.n_modes(), 5u);
+  ASSERT_EQ(b.n_modes(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_NEAR(a.frequencies_hz[i], b.frequencies_hz[i], 1e-9 * b.frequencies_hz[i]) << i;
+  }
 }
 
 /// `vsense modes --backend cuda <solver_args>` on the bar against the CPU: exit 0, `"backend"`
