@@ -566,6 +566,58 @@ TEST(ModalSolver, InjectedWrongAnswerFromTheBlockSolverFailsTheCompletenessCheck
                NumericalError);
 }
 
+// The checks after every solve (normalisation, residuals, M-orthonormality) run a panel of
+// modes at a time: exact pairs of a diagonal pencil in three panels (16 + 16 + 8 modes), given
+// with arbitrary scale and sign, pass and come out normalised; a wrong eigenvalue or a repeated
+// vector in the last panel fails, naming the mode.
+TEST(ModalSolver, ChecksOverSeveralPanelsNormaliseAndCatchAWrongModeInAnyPanel) {
+  const std::int64_t n = 200;
+  const int m = 40;
+  std::vector<Triplet> k, mass;
+  for (std::int64_t i = 0; i < n; ++i) {
+    k.emplace_back(i, i, 4.0 * static_cast<double>((i + 1) * (i + 1)));
+    mass.emplace_back(i, i, 4.0);
+  }
+  const SparseMatrix stiffness = from_triplets(n, k), mass_matrix = from_triplets(n, mass);
+  const auto exact = [&] {
+    ModalResult result;
+    result.eigenvalues.resize(m);
+    result.vectors = Eigen::MatrixXd::Zero(n, m);
+    for (int j = 0; j < m; ++j) {
+      result.eigenvalues[j] = static_cast<double>((j + 1) * (j + 1));
+      result.vectors(j, j) = (j % 2 == 0 ? -1.0 : 1.0) * (0.5 + j);  // any scale, any sign
+    }
+    return result;
+  };
+  ModalOptions options;
+  ModalResult good = exact();
+  ASSERT_NO_THROW(detail::finish_result(stiffness, mass_matrix, -1.0, options, good));
+  for (int j = 0; j < m; ++j) {
+    EXPECT_NEAR(good.vectors(j, j), 0.5, 1e-15) << j;  // x^T M x = 1, largest entry positive
+    EXPECT_LE(good.residuals[j], 1e-15) << j;
+  }
+
+  ModalResult wrong_value = exact();
+  wrong_value.eigenvalues[36] *= 1.001;
+  try {
+    detail::finish_result(stiffness, mass_matrix, -1.0, options, wrong_value);
+    ADD_FAILURE() << "a wrong eigenvalue in the last panel passed the residual check";
+  } catch (const NumericalError& error) {
+    EXPECT_NE(std::string(error.what()).find("mode 37"), std::string::npos) << error.what();
+  }
+
+  ModalResult repeated = exact();
+  repeated.eigenvalues[38] = repeated.eigenvalues[37];
+  repeated.vectors.col(38) = repeated.vectors.col(37);
+  try {
+    detail::finish_result(stiffness, mass_matrix, -1.0, options, repeated);
+    ADD_FAILURE() << "a repeated mode in the last panel passed the M-orthonormality check";
+  } catch (const NumericalError& error) {
+    EXPECT_NE(std::string(error.what()).find("M-orthonormal"), std::string::npos)
+        << error.what();
+  }
+}
+
 TEST(ModalAnalysis, FmaxReturnsExactlyTheModesBelowItCertifiedByTheSturmCount) {
   // The free-free C3D20 block: 6 rigid-body modes, then elastic ones from about 1284 Hz.
   const model::Model model = model::read_inp(test::data_path("ccx/free_free_c3d20.inp"));
