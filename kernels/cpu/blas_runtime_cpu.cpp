@@ -24,9 +24,9 @@ constexpr const char* kFromEnv = "VSENSE_BLAS_CORE_BEFORE_RESTART";
 
 // Kernels of the first x86-64 generations (SSE2/SSE3 only): what OpenBLAS falls back to.
 constexpr std::array<std::string_view, 17> kGenericCores = {
-    "Unknown", "Katmai",  "Coppermine", "Northwood",    "Prescott",  "Banias",
-    "Atom",    "Core2",   "Penryn",     "Dunnington",   "Nehalem",   "Athlon",
-    "Opteron", "Opteron_SSE3", "Barcelona", "Bobcat",   "Nano"};
+    "Unknown", "Katmai",       "Coppermine", "Northwood",  "Prescott", "Banias",
+    "Atom",    "Core2",        "Penryn",     "Dunnington", "Nehalem",  "Athlon",
+    "Opteron", "Opteron_SSE3", "Barcelona",  "Bobcat",     "Nano"};
 
 bool is_generic(std::string_view core) {
   for (const auto name : kGenericCores) {
