@@ -8,9 +8,11 @@
 #include <array>
 #include <cstdlib>
 
-// OpenBLAS's own query (weak: absent with another BLAS).
+// OpenBLAS's own queries and thread control (weak: absent with another BLAS).
 extern "C" {
 char* openblas_get_corename(void) __attribute__((weak));
+void openblas_set_num_threads(int) __attribute__((weak));
+int openblas_get_num_threads(void) __attribute__((weak));
 }
 
 namespace vsense {
@@ -56,6 +58,14 @@ std::string blas_core() {
   if (openblas_get_corename == nullptr) return {};
   const char* name = openblas_get_corename();
   return name != nullptr ? std::string(name) : std::string();
+}
+
+int blas_threads() {
+  return openblas_get_num_threads != nullptr ? openblas_get_num_threads() : 0;
+}
+
+void set_blas_threads(int threads) {
+  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(threads);
 }
 
 std::optional<std::string> faster_blas_core(std::string_view current,

@@ -4,23 +4,16 @@
 #include <omp.h>
 #endif
 
-// OpenBLAS's thread control, when the BLAS is OpenBLAS (weak: absent with another BLAS).
-extern "C" {
-void openblas_set_num_threads(int) __attribute__((weak));
-int openblas_get_num_threads(void) __attribute__((weak));
-}
+#include "vsense/kernels/blas_runtime.hpp"
 
 namespace vsense::solvers {
 
-SingleThreadedBlas::SingleThreadedBlas() {
-  if (openblas_get_num_threads && openblas_set_num_threads) {
-    previous_ = openblas_get_num_threads();
-    if (previous_ > 1) openblas_set_num_threads(1);
-  }
+SingleThreadedBlas::SingleThreadedBlas() : previous_(blas_threads()) {
+  if (previous_ > 1) set_blas_threads(1);
 }
 
 SingleThreadedBlas::~SingleThreadedBlas() {
-  if (previous_ > 1) openblas_set_num_threads(previous_);
+  if (previous_ > 1) set_blas_threads(previous_);
 }
 
 int max_threads() noexcept {

@@ -29,6 +29,12 @@ CpuFeatures cpu_features();
 /// when the BLAS is not OpenBLAS.
 std::string blas_core();
 
+/// OpenBLAS's thread count; 0 when the BLAS is not OpenBLAS.
+int blas_threads();
+
+/// Sets OpenBLAS's thread count (nothing when the BLAS is not OpenBLAS).
+void set_blas_threads(int threads);
+
 /// @brief The OpenBLAS core type to ask for when OpenBLAS loaded slower kernels than `features`
 /// allow: "SkylakeX" (AVX-512), "Haswell" (AVX2 + FMA) or "Sandybridge" (AVX). Only a generic
 /// choice is overridden (Prescott, Core2, Penryn, Dunnington, Nehalem, Atom, and Sandybridge on
