@@ -176,13 +176,16 @@ struct BlockLanczosPairs {
   Eigen::MatrixXd vectors;      ///< [n, k] M-orthonormal
   int restarts = 0;
   std::int64_t solves = 0;       ///< right-hand sides solved with the factor
+  std::int64_t blocks = 0;       ///< blocks M-orthonormalised against the basis
+  std::int64_t basis_passes = 0;  ///< Gram-Schmidt passes over the whole basis for them
   double operator_seconds = 0.0;        ///< in the factor solves
   double orthogonalisation_seconds = 0.0;  ///< M-products, projections, intra-block QR
   double ritz_seconds = 0.0;               ///< projected eigenproblems, restarts
 };
 
 /// Block shift-invert Lanczos with full M-reorthogonalisation (block classical Gram-Schmidt
-/// twice, then an eigen-based intra-block orthonormalisation, BLAS-3), thick restart in
+/// against the coupled blocks, then once or twice against the whole basis, then an eigen-based
+/// intra-block orthonormalisation, BLAS-3), thick restart in
 /// Krylov-Schur form and locking of converged pairs.
 /// @throws NumericalError when the wanted pairs do not converge in max_restarts restarts.
 BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosSettings& settings);

@@ -131,30 +131,85 @@ SymmetricProduct::SymmetricProduct(const SparseMatrix& lower) {
   full_.makeCompressed();
 }
 
+namespace {
+
+// out[0, W) = sum over the stored entries e of row i of values[e] * x[inner[e]][c0, c0 + W), for
+// row-major blocks with `stride` doubles per row: a width known at compile time keeps the W
+// partial sums in registers (vectorised).
+template <int W>
+inline void product_row(const std::int64_t* inner, const double* values, std::int64_t begin,
+                        std::int64_t end, const double* x, std::size_t stride, double* out) {
+  double sum[W] = {};
+  for (std::int64_t e = begin; e < end; ++e) {
+    const double value = values[e];
+    const double* in = x + static_cast<std::size_t>(inner[e]) * stride;
+    for (int c = 0; c < W; ++c) sum[c] += value * in[c];
+  }
+  for (int c = 0; c < W; ++c) out[c] = sum[c];
+}
+
+// Products of more than a few entries' worth of work run on all cores (OpenMP).
+constexpr double parallel_product_work = 1 << 18;
+
+}  // namespace
+
 void SymmetricProduct::apply(const double* x, double* y, Eigen::Index ncols) const {
   const Eigen::Index n = full_.rows();
   const auto b = static_cast<std::size_t>(ncols);
-  x_rows_.resize(static_cast<std::size_t>(n) * b);
-  y_rows_.resize(static_cast<std::size_t>(n) * b);
-  for (std::size_t c = 0; c < b; ++c) {
-    const double* column = x + c * static_cast<std::size_t>(n);
-    for (Eigen::Index i = 0; i < n; ++i) x_rows_[static_cast<std::size_t>(i) * b + c] = column[i];
-  }
+  const auto rows = static_cast<std::size_t>(n);
+  x_rows_.resize(rows * b);
+  y_rows_.resize(rows * b);
   const std::int64_t* outer = full_.outerIndexPtr();
   const std::int64_t* inner = full_.innerIndexPtr();
   const double* values = full_.valuePtr();
-  for (Eigen::Index i = 0; i < n; ++i) {
-    double* out = y_rows_.data() + static_cast<std::size_t>(i) * b;
-    for (std::size_t c = 0; c < b; ++c) out[c] = 0.0;
-    for (std::int64_t e = outer[i]; e < outer[i + 1]; ++e) {
-      const double value = values[e];
-      const double* in = x_rows_.data() + static_cast<std::size_t>(inner[e]) * b;
-      for (std::size_t c = 0; c < b; ++c) out[c] += value * in[c];
+  double* x_rows = x_rows_.data();
+  double* y_rows = y_rows_.data();
+  // The block's columns in groups of 16, 12, 8, 4, 2 and 1: each group one pass of a stored row
+  // (from cache after the first group), so the matrix is read from memory once per product.
+  const auto row = [&](Eigen::Index i) {
+    const std::int64_t begin = outer[i], end = outer[i + 1];
+    double* out = y_rows + static_cast<std::size_t>(i) * b;
+    std::size_t c = 0;
+    for (; c + 16 <= b; c += 16) product_row<16>(inner, values, begin, end, x_rows + c, b, out + c);
+    if (c + 12 <= b) {
+      product_row<12>(inner, values, begin, end, x_rows + c, b, out + c);
+      c += 12;
     }
-  }
-  for (std::size_t c = 0; c < b; ++c) {
-    double* column = y + c * static_cast<std::size_t>(n);
-    for (Eigen::Index i = 0; i < n; ++i) column[i] = y_rows_[static_cast<std::size_t>(i) * b + c];
+    if (c + 8 <= b) {
+      product_row<8>(inner, values, begin, end, x_rows + c, b, out + c);
+      c += 8;
+    }
+    if (c + 4 <= b) {
+      product_row<4>(inner, values, begin, end, x_rows + c, b, out + c);
+      c += 4;
+    }
+    if (c + 2 <= b) {
+      product_row<2>(inner, values, begin, end, x_rows + c, b, out + c);
+      c += 2;
+    }
+    if (c < b) product_row<1>(inner, values, begin, end, x_rows + c, b, out + c);
+  };
+  const bool parallel =
+      static_cast<double>(full_.nonZeros()) * static_cast<double>(b) >= parallel_product_work;
+  // One parallel region: the block turned row-major, the product, and the result turned back.
+  // The last two share the static row split (same loop, same schedule), so each thread reads back
+  // only rows it computed and needs no barrier between them.
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(static)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      for (std::size_t c = 0; c < b; ++c) {
+        x_rows[static_cast<std::size_t>(i) * b + c] = x[c * rows + static_cast<std::size_t>(i)];
+      }
+    }
+#pragma omp for schedule(static) nowait
+    for (Eigen::Index i = 0; i < n; ++i) row(i);
+#pragma omp for schedule(static)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      for (std::size_t c = 0; c < b; ++c) {
+        y[c * rows + static_cast<std::size_t>(i)] = y_rows[static_cast<std::size_t>(i) * b + c];
+      }
+    }
   }
 }
 
