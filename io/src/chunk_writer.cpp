@@ -1,10 +1,11 @@
 #include "chunk_writer.hpp"
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 namespace vsense::io::detail {
@@ -92,13 +93,20 @@ std::string write_compressed_chunks(hid_t dataset, const std::vector<hsize_t>& d
     std::atomic<std::size_t> next{0};
     const auto work = [&] {
       std::vector<unsigned char> plain, shuffled;
+      const std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>
+          compressor(libdeflate_alloc_compressor(level), libdeflate_free_compressor);
       for (std::size_t i = next++; i < count; i = next++) {
+        if (!compressor) {
+          failed[i] = 1;
+          continue;
+        }
         gather(bytes, dims, chunk, offset_of(first + i), element_bytes, plain);
         shuffle(plain, element_bytes, shuffled);
-        uLongf size = compressBound(static_cast<uLong>(shuffled.size()));
-        encoded[i].resize(size);
-        failed[i] = compress2(encoded[i].data(), &size, shuffled.data(),
-                              static_cast<uLong>(shuffled.size()), level) != Z_OK;
+        encoded[i].resize(libdeflate_zlib_compress_bound(compressor.get(), shuffled.size()));
+        const std::size_t size = libdeflate_zlib_compress(
+            compressor.get(), shuffled.data(), shuffled.size(), encoded[i].data(),
+            encoded[i].size());
+        failed[i] = size == 0;
         encoded[i].resize(size);
       }
     };
@@ -108,7 +116,7 @@ std::string write_compressed_chunks(hid_t dataset, const std::vector<hsize_t>& d
     work();
     for (auto& t : pool) t.join();
     for (std::size_t i = 0; i < count; ++i) {
-      if (failed[i]) return "zlib could not compress a chunk";
+      if (failed[i]) return "libdeflate could not compress a chunk";
       const auto offset = offset_of(first + i);
       if (H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset.data(), encoded[i].size(),
                          encoded[i].data()) < 0) {
