@@ -3,7 +3,9 @@
 //   1. per field, model::nodal_stress (the element routine on every element, then averaging),
 //   2. building the sparse nodal-stress operator S once (model::nodal_stress_operator),
 //   3. applying S to all fields at once (kernels::sparse_times_dense on the CPU, and with
-//      --cuda also on CUDA device 0: cuSPARSE SpMM including the transfers).
+//      --cuda also on CUDA device 0: cuSPARSE SpMM including the transfers),
+//   4. model::nodal_stresses (each element's stress matrix once per panel of 32 fields, applied
+//      to all of them: what `vsense modes` runs on the CPU).
 // The best of --repeat runs is printed per step, with S's size and the largest difference
 // between the ways relative to the largest stress.
 //
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "vsense/kernels/blas_runtime.hpp"
 #include "vsense/kernels/errors.hpp"
 #include "vsense/kernels/sparse.hpp"
 #include "vsense/jobs/stage_support.hpp"
@@ -49,6 +52,7 @@ double relative_difference(const std::vector<double>& a, const std::vector<doubl
 }  // namespace
 
 int main(int argc, char** argv) {
+  vsense::restart_with_faster_blas(argv);  // as vsense does: nodal_stresses runs small GEMMs
   int n_modes = 50, repeat = 3;
   bool cuda = false;
   std::string path;
@@ -85,6 +89,13 @@ int main(int argc, char** argv) {
         vsense::model::nodal_stress(model, field.data(), direct.data() + j * 6 * n_nodes);
       }
     });
+    std::vector<double> fields(3 * n_nodes * m), panels(6 * n_nodes * m);
+    for (std::size_t j = 0; j < m; ++j) {
+      vsense::model::expand_to_nodes(dofs, x.data() + j * n, fields.data() + j * 3 * n_nodes);
+    }
+    const double panels_s = best_of(repeat, [&] {
+      vsense::model::nodal_stresses(model, fields.data(), m, panels.data());
+    });
     vsense::model::NodalStressOperator s;
     const double build_s = best_of(repeat, [&] { s = vsense::model::nodal_stress_operator(model, dofs); });
     std::vector<double> product(6 * n_nodes * m);
@@ -102,6 +113,9 @@ int main(int argc, char** argv) {
                "per-field time; max diff {:.2e} of the peak)\n",
                apply_s, build_s + apply_s, direct_s / (build_s + apply_s),
                relative_difference(product, direct));
+    fmt::print("nodal_stresses (panels):  {:8.3f} s   ({:.2f}x the per-field time; max diff "
+               "{:.2e} of the peak)\n",
+               panels_s, direct_s / panels_s, relative_difference(panels, direct));
     if (cuda) {
       const auto device = vsense::CudaExecutor::create(0);
       std::vector<double> on_device(product.size());

@@ -7,6 +7,7 @@
 /// *plus the number of SPRINGA and SPRING2 elements* at it: those contribute no stress but are
 /// counted, so a node where a solid meets an axial spring shows half the stress. SPRING1 and
 /// MASS elements are not counted. Nodes without any counted element get zero.
+#include <cblas.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,6 +15,10 @@
 #include <exception>
 #include <limits>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "vsense/kernels/errors.hpp"
 #include "vsense/model/assembly.hpp"
@@ -64,6 +69,22 @@ void parallel_over(std::int64_t n, const Model& model, ElementOf element_of, Bod
     }
   }
   if (failure) std::rethrow_exception(failure);
+}
+
+/// values[6 a + k, :] = sum over (b, d) of matrix[6 a + k, 3 b + d] * fields[nodes[b], d, :]:
+/// an element's nodal stresses for a panel of fields (rows of `stride` doubles, `width` used),
+/// one small GEMM on the element's gathered fields (`gathered`: [3 n, stride] of work).
+void apply_element_matrix(const double* matrix, int n, const std::int32_t* nodes,
+                          const double* fields, std::size_t width, std::size_t stride,
+                          double* gathered, double* values) {
+  const auto dofs = static_cast<std::size_t>(3 * n);
+  for (std::size_t c = 0; c < dofs; ++c) {
+    const double* u = fields + (3 * static_cast<std::size_t>(nodes[c / 3]) + c % 3) * stride;
+    std::copy(u, u + width, gathered + c * stride);
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6 * n, static_cast<int>(width),
+              static_cast<int>(dofs), 1.0, matrix, static_cast<int>(dofs), gathered,
+              static_cast<int>(stride), 0.0, values, static_cast<int>(stride));
 }
 }  // namespace
 
@@ -131,6 +152,98 @@ void nodal_stress(const Model& model, const double* displacement, double* stress
   for (std::size_t p = 0; p < n_nodes; ++p) {
     if (count[p] > 1) {
       for (int k = 0; k < 6; ++k) stress[6 * p + k] /= count[p];
+    }
+  }
+}
+
+
+void nodal_stresses(const Model& model, const double* displacements, std::size_t n_fields,
+                    double* stresses) {
+  const std::size_t n_nodes = model.n_nodes();
+  const std::size_t n_elements = model.n_elements();
+  if (n_fields == 0) return;
+  const std::vector<std::int32_t> count = stress_counts(model);
+  constexpr std::size_t panel_fields = 64;
+  constexpr int max_dofs = 3 * max_solid_nodes;
+  constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
+  const std::size_t panel = std::min(panel_fields, n_fields);
+  // The panel's fields and stress sums node-major ([n_nodes, 3, panel] and [n_nodes, 6, panel]:
+  // an element gathers and adds contiguous rows), and per element of a chunk its stress matrix
+  // and its nodal stresses [6 n, panel].
+  std::vector<double> fields(n_nodes * 3 * panel), sums(n_nodes * 6 * panel);
+  const std::size_t chunk = std::min<std::size_t>(256, std::max<std::size_t>(n_elements, 1));
+  std::vector<double> element_matrix(chunk * matrix_size);
+  std::vector<double> element_values(chunk * 6 * max_solid_nodes * panel);
+  const auto n_nodes_signed = static_cast<std::int64_t>(n_nodes);
+  for (std::size_t f0 = 0; f0 < n_fields; f0 += panel) {
+    const std::size_t width = std::min(panel, n_fields - f0);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < n_nodes_signed; ++p) {
+      for (std::size_t d = 0; d < 3; ++d) {
+        double* row = fields.data() + (3 * static_cast<std::size_t>(p) + d) * panel;
+        for (std::size_t j = 0; j < width; ++j) {
+          row[j] = displacements[(f0 + j) * 3 * n_nodes + 3 * static_cast<std::size_t>(p) + d];
+        }
+      }
+    }
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (std::size_t first = 0; first < n_elements; first += chunk) {
+      const std::size_t last = std::min(first + chunk, n_elements);
+      parallel_over(
+          static_cast<std::int64_t>(last - first), model,
+          [&](std::int64_t i) { return first + static_cast<std::size_t>(i); },
+          [&](std::int64_t i) {
+            const std::size_t e = first + static_cast<std::size_t>(i);
+            const ElementType type = model.element_types[e];
+            if (!is_solid(type)) return;
+            const int n = model.n_nodes_of(e);
+            const auto* nodes = model.nodes_of(e);
+            double xyz[3 * max_solid_nodes];
+            for (int a = 0; a < n; ++a) {
+              for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
+            }
+            double* matrix = element_matrix.data() + static_cast<std::size_t>(i) * matrix_size;
+            solid_nodal_stress_matrix(type, xyz, model.material_of(e), matrix);
+            // values[6 a + k, :] = sum over (b, d) of matrix[6 a + k, 3 b + d] * u[b, d, :]
+            double* values =
+                element_values.data() + static_cast<std::size_t>(i) * 6 * max_solid_nodes * panel;
+            double gathered[3 * max_solid_nodes * panel_fields];
+            apply_element_matrix(matrix, n, nodes, fields.data(), width, panel, gathered, values);
+          });
+      // Summation in element order into the node-major panel (rows of `panel` fields,
+      // contiguous); the threads split each row's fields, so every sum keeps element order.
+#pragma omp parallel
+      {
+        std::size_t j0 = 0, j1 = width;
+#ifdef _OPENMP
+        const auto threads = static_cast<std::size_t>(omp_get_num_threads());
+        const auto thread = static_cast<std::size_t>(omp_get_thread_num());
+        j0 = width * thread / threads;
+        j1 = width * (thread + 1) / threads;
+#endif
+        for (std::size_t e = first; e < last && j0 < j1; ++e) {
+          if (!is_solid(model.element_types[e])) continue;
+          const auto* nodes = model.nodes_of(e);
+          const double* values = element_values.data() + (e - first) * 6 * max_solid_nodes * panel;
+          for (int a = 0; a < model.n_nodes_of(e); ++a) {
+            double* rows = sums.data() + 6 * static_cast<std::size_t>(nodes[a]) * panel;
+            const double* from = values + static_cast<std::size_t>(6 * a) * panel;
+            for (std::size_t r = 0; r < 6 * panel; r += panel) {
+              for (std::size_t j = j0; j < j1; ++j) rows[r + j] += from[r + j];
+            }
+          }
+        }
+      }
+    }
+    // Back to [field, node, 6], divided by the nodes' counts.
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < n_nodes_signed; ++p) {
+      const auto node = static_cast<std::size_t>(p);
+      const double divisor = count[node] > 1 ? static_cast<double>(count[node]) : 1.0;
+      for (std::size_t j = 0; j < width; ++j) {
+        double* stress = stresses + (f0 + j) * 6 * n_nodes + 6 * node;
+        for (std::size_t k = 0; k < 6; ++k) stress[k] = sums[(6 * node + k) * panel + j] / divisor;
+      }
     }
   }
 }

@@ -132,17 +132,18 @@ io::ModesData modes_data(const model::Model& model, const model::DofMap& dofs,
     data.residuals[i] = result.residuals(i);
     double* shape = data.shapes.data() + static_cast<std::size_t>(i) * n_nodes * 3;
     model::expand_to_nodes(dofs, result.vectors.col(i).data(), shape);
-    if (!device) {
-      model::nodal_stress(model, shape,
-                          data.nodal_stress.data() + static_cast<std::size_t>(i) * n_nodes * 6);
-    }
+  }
+  if (!device) {
+    // Each element's stress matrix once per panel of modes, applied to all of them.
+    model::nodal_stresses(model, data.shapes.data(), static_cast<std::size_t>(m),
+                          data.nodal_stress.data());
   }
   if (device) {
     // On the device the modal stresses of all modes are one product S Phi with the sparse
     // nodal-stress operator (the recovery is linear). Phi's first m columns are contiguous:
-    // [n_equations, m] column-major; the result is [m, n_nodes, 6]. The CPU keeps the per-mode
-    // recovery: building S and the CPU product cost more than it below ~100 modes of C3D8 and
-    // 4x more on 20-node elements (bench_modal_stress, benchmarks/RESULTS.md).
+    // [n_equations, m] column-major; the result is [m, n_nodes, 6]. The CPU applies each
+    // element's stress matrix to panels of modes instead (model::nodal_stresses): building S
+    // and the CPU product cost more than that (bench_modal_stress, benchmarks/RESULTS.md).
     const model::NodalStressOperator stress_operator = model::nodal_stress_operator(model, dofs);
     kernels::sparse_times_dense(*device, stress_operator.view(), result.vectors.data(),
                                 static_cast<std::size_t>(m), data.nodal_stress.data());

@@ -604,6 +604,22 @@ TEST(NodalStress, C3D8RElementThrowsInputError) {
   EXPECT_THROW(nodal_stress(builder.model, u.data(), stress.data()), vsense::InputError);
 }
 
+TEST(NodalStress, C3D8RElementAmongManyFieldsThrowsInputErrorNamingIt) {
+  ModelBuilder builder = two_hexahedra();
+  builder.model.element_types[1] = ElementType::c3d8r;
+  const auto u = curved_field(builder.model);
+  std::vector<double> fields;
+  for (int j = 0; j < 3; ++j) fields.insert(fields.end(), u.begin(), u.end());
+  std::vector<double> stress(3 * 6 * builder.model.n_nodes());
+  const std::string id = std::to_string(builder.model.element_ids[1]);
+  try {
+    vsense::model::nodal_stresses(builder.model, fields.data(), 3, stress.data());
+    ADD_FAILURE() << "no InputError";
+  } catch (const vsense::InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("element " + id), std::string::npos) << error.what();
+  }
+}
+
 // ---- against CalculiX ------------------------------------------------------------------------
 
 /// What the element tests need from one of their own .inp decks (written by make_meshes.py:

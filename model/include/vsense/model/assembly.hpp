@@ -50,6 +50,17 @@ MassProperties mass_properties(const Model& model);
 /// @param[out] stress      [n_nodes, 6]; zero at nodes with no solid element
 void nodal_stress(const Model& model, const double* displacement, double* stress);
 
+/// @brief nodal_stress of many displacement fields at once (mode shapes): each element's stress
+/// matrix (solid_nodal_stress_matrix) is formed once per panel of fields and applied to all of
+/// them, instead of the element routine running once per field. Equal to nodal_stress of each
+/// field to round-off; sums run in element order, so the result does not depend on the number
+/// of threads. Memory beside the arguments: 9 doubles per node and field of a panel (64 fields).
+/// @param[in] displacements [n_fields, n_nodes, 3]
+/// @param[out] stresses     [n_fields, n_nodes, 6]
+/// @throws InputError for a degenerate element, naming it.
+void nodal_stresses(const Model& model, const double* displacements, std::size_t n_fields,
+                    double* stresses);
+
 /// @brief The nodal stress recovery as a sparse linear map from the free DOFs: for x over the
 /// equations, S x is nodal_stress of expand_to_nodes(x) (to round-off), so the modal stresses of
 /// all modes are one sparse-times-dense product (kernels::sparse_times_dense, on any backend).
