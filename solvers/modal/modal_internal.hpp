@@ -104,6 +104,10 @@ private:
   mutable cholmod_dense_struct* x_ = nullptr;
   mutable cholmod_dense_struct* y_workspace_ = nullptr;
   mutable cholmod_dense_struct* e_workspace_ = nullptr;
+  // The solves on all BLAS threads (subtrees of the elimination tree at once) when there are
+  // several; CHOLMOD's own solve otherwise.
+  std::unique_ptr<kernels::SupernodalSchedule> schedule_;
+  std::unique_ptr<kernels::cpu::ThreadedSupernodalSolver> threaded_;
   double factor_seconds_ = 0.0;
   std::int64_t factor_nonzeros_ = 0;
   double regularisation_ = 0.0;

@@ -381,6 +381,43 @@ TEST_P(SupernodalSolve, CpuReferenceMatchesCholmod) {
   }
 }
 
+TEST_P(SupernodalSolve, ThreadedSolveMatchesCholmodOnAnyThreadCount) {
+  // One thread (one subtree bin, nothing on top), two, and counts that do not divide the tree
+  // evenly; every right-hand-side count; padding rows beyond n untouched.
+  const std::int64_t n = view_.n, ld = n + 3;
+  for (const int threads : {1, 2, 3, 5}) {
+    const vsense::kernels::cpu::ThreadedSupernodalSolver solver(view_, schedule_, threads);
+    EXPECT_EQ(solver.threads(), threads);
+    EXPECT_GE(solver.top_fraction(), 0.0);
+    EXPECT_LE(solver.top_fraction(), 1.0);
+    if (threads == 1) {
+      EXPECT_EQ(solver.top_fraction(), 0.0);
+    }
+    if (threads == 2 && GetParam().matrix == "grid_large") {
+      // A nested-dissection tree splits below its top separators: most of the factor is solved
+      // by the threads, not on top (on the smaller grid the top separators' dense blocks hold
+      // over half of the factor's entries).
+      EXPECT_LT(solver.top_fraction(), 0.5) << matrix_.name;
+    }
+    for (const std::int64_t nrhs : rhs_counts) {
+      const auto b = random_rhs(n, ld, nrhs, 29 + static_cast<std::uint64_t>(nrhs));
+      const auto expected = factor_->solve(b, ld, nrhs);
+      ASSERT_EQ(static_cast<std::int64_t>(expected.size()), n * nrhs) << "CHOLMOD solve failed";
+      auto x = b;
+      solver.solve(x.data(), ld, nrhs);
+      EXPECT_TRUE(padding_untouched(x, n, ld, nrhs)) << "nrhs = " << nrhs;
+      EXPECT_LE(worst_difference(x, ld, expected, n, nrhs), solve_tolerance())
+          << matrix_.name << " threads " << threads << " nrhs = " << nrhs;
+      EXPECT_LE(worst_residual(matrix_.full, x, b, ld, nrhs), tol::factor_solve_backward_error)
+          << matrix_.name << " threads " << threads << " nrhs = " << nrhs;
+    }
+    std::vector<double> x(static_cast<std::size_t>(n), 1.0);
+    EXPECT_THROW(solver.solve(x.data(), n - 1, 1), vsense::InputError);
+  }
+  EXPECT_THROW(vsense::kernels::cpu::ThreadedSupernodalSolver(view_, schedule_, 0),
+               vsense::InputError);
+}
+
 TEST_P(SupernodalSolve, CpuReferenceRejectsBadShapes) {
   std::vector<double> x(static_cast<std::size_t>(view_.n), 1.0);
   EXPECT_THROW(vsense::kernels::cpu::supernodal_solve(view_, schedule_, x.data(), view_.n - 1, 1),

@@ -70,6 +70,44 @@ namespace cpu {
 /// @throws InputError for ld < n, nrhs < 0 or a schedule of another factor
 void supernodal_solve(const SupernodalFactorView& factor, const SupernodalSchedule& schedule,
                       double* x, std::int64_t ld, std::int64_t nrhs);
+
+/// @brief Block solves with a supernodal factor on several threads at once (BLAS-3 per
+/// supernode, as CHOLMOD's solve, which runs the supernodes one after the other: most are too
+/// small for a threaded BLAS, so one core streams the factor while the others idle).
+///
+/// The elimination tree is cut into disjoint subtrees packed onto the threads by work (factor
+/// entries), each thread solving its subtrees on single-threaded BLAS, and the top of the tree
+/// above them, solved by all BLAS threads. Forward, a subtree's updates to rows of the top go to
+/// a buffer of its thread, added in thread order before the top is solved; backward, the top is
+/// solved first and the subtrees then only read it. Same arithmetic per supernode as CHOLMOD;
+/// the sums into the top rows are ordered by the thread count, not by timing (reproducible).
+/// Not for concurrent solve() calls (the workspaces are the object's).
+class ThreadedSupernodalSolver {
+public:
+  /// @param[in] factor L with L L^T = A(perm, perm); must outlive the solver
+  /// @param[in] schedule supernodal_schedule(factor)
+  /// @param[in] threads how many threads solve subtrees at once (>= 1)
+  /// @throws InputError for threads < 1 or a schedule of another factor
+  ThreadedSupernodalSolver(const SupernodalFactorView& factor, const SupernodalSchedule& schedule,
+                           int threads);
+  /// @brief Solves A X = B in place. x: [n, nrhs] column-major, leading dimension ld >= n.
+  void solve(double* x, std::int64_t ld, std::int64_t nrhs) const;
+  int threads() const noexcept { return static_cast<int>(bins_.size()); }
+  /// Fraction of the factor's entries in the top of the tree (solved by all BLAS threads).
+  double top_fraction() const noexcept { return top_fraction_; }
+
+private:
+  SupernodalFactorView f_;
+  std::vector<std::vector<std::int64_t>> bins_;  ///< per thread: supernodes in solve order
+  std::vector<std::int64_t> top_;                ///< the top's supernodes in solve order
+  std::vector<std::int64_t> top_index_;          ///< [n] row -> index among the top's rows, or -1
+  std::int64_t top_rows_ = 0;
+  std::int64_t max_below_ = 0;
+  double top_fraction_ = 0.0;
+  mutable std::vector<double> y_;                     ///< [n, nrhs] B(perm, :)
+  mutable std::vector<std::vector<double>> buffers_;  ///< per thread: updates to the top's rows
+  mutable std::vector<std::vector<double>> work_;     ///< per thread: [max_below, nrhs]
+};
 }  // namespace cpu
 
 namespace cuda {
