@@ -71,6 +71,35 @@ void parallel_over(std::int64_t n, const Model& model, ElementOf element_of, Bod
   if (failure) std::rethrow_exception(failure);
 }
 
+// Element stress matrices [6 n, 3 n] (row-major: row 6 a + k, column 3 b + d), by linearity:
+// column 3 b + d is the element's nodal stress for the unit displacement of its DOF (b, d)
+// (solid_nodal_stress_matrix).
+constexpr int max_dofs = 3 * max_solid_nodes;
+constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
+
+/// The stress matrices of the solid elements among [first, last), in parallel, element e's at
+/// matrices + (e - first) * matrix_size; other elements are skipped.
+/// @throws InputError for a degenerate element, naming it.
+void element_stress_matrices(const Model& model, std::size_t first, std::size_t last,
+                             double* matrices) {
+  parallel_over(
+      static_cast<std::int64_t>(last - first), model,
+      [&](std::int64_t i) { return first + static_cast<std::size_t>(i); },
+      [&](std::int64_t i) {
+        const std::size_t e = first + static_cast<std::size_t>(i);
+        const ElementType type = model.element_types[e];
+        if (!is_solid(type)) return;
+        const int n = model.n_nodes_of(e);
+        const auto* nodes = model.nodes_of(e);
+        double xyz[3 * max_solid_nodes];
+        for (int a = 0; a < n; ++a) {
+          for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
+        }
+        solid_nodal_stress_matrix(type, xyz, model.material_of(e),
+                                  matrices + static_cast<std::size_t>(i) * matrix_size);
+      });
+}
+
 /// values[6 a + k, :] = sum over (b, d) of matrix[6 a + k, 3 b + d] * fields[nodes[b], d, :]:
 /// an element's nodal stresses for a panel of fields (rows of `stride` doubles, `width` used),
 /// one small GEMM on the element's gathered fields (`gathered`: [3 n, stride] of work).
@@ -164,8 +193,6 @@ void nodal_stresses(const Model& model, const double* displacements, std::size_t
   if (n_fields == 0) return;
   const std::vector<std::int32_t> count = stress_counts(model);
   constexpr std::size_t panel_fields = 64;
-  constexpr int max_dofs = 3 * max_solid_nodes;
-  constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
   const std::size_t panel = std::min(panel_fields, n_fields);
   // The panel's fields and stress sums node-major ([n_nodes, 3, panel] and [n_nodes, 6, panel]:
   // an element gathers and adds contiguous rows), and per element of a chunk its stress matrix
@@ -189,27 +216,18 @@ void nodal_stresses(const Model& model, const double* displacements, std::size_t
     std::fill(sums.begin(), sums.end(), 0.0);
     for (std::size_t first = 0; first < n_elements; first += chunk) {
       const std::size_t last = std::min(first + chunk, n_elements);
-      parallel_over(
-          static_cast<std::int64_t>(last - first), model,
-          [&](std::int64_t i) { return first + static_cast<std::size_t>(i); },
-          [&](std::int64_t i) {
-            const std::size_t e = first + static_cast<std::size_t>(i);
-            const ElementType type = model.element_types[e];
-            if (!is_solid(type)) return;
-            const int n = model.n_nodes_of(e);
-            const auto* nodes = model.nodes_of(e);
-            double xyz[3 * max_solid_nodes];
-            for (int a = 0; a < n; ++a) {
-              for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
-            }
-            double* matrix = element_matrix.data() + static_cast<std::size_t>(i) * matrix_size;
-            solid_nodal_stress_matrix(type, xyz, model.material_of(e), matrix);
-            // values[6 a + k, :] = sum over (b, d) of matrix[6 a + k, 3 b + d] * u[b, d, :]
-            double* values =
-                element_values.data() + static_cast<std::size_t>(i) * 6 * max_solid_nodes * panel;
-            double gathered[3 * max_solid_nodes * panel_fields];
-            apply_element_matrix(matrix, n, nodes, fields.data(), width, panel, gathered, values);
-          });
+      element_stress_matrices(model, first, last, element_matrix.data());
+      const auto count_signed = static_cast<std::int64_t>(last - first);
+#pragma omp parallel for schedule(dynamic, 16)
+      for (std::int64_t i = 0; i < count_signed; ++i) {
+        const std::size_t e = first + static_cast<std::size_t>(i);
+        if (!is_solid(model.element_types[e])) continue;
+        double gathered[3 * max_solid_nodes * panel_fields];
+        apply_element_matrix(
+            element_matrix.data() + static_cast<std::size_t>(i) * matrix_size,
+            model.n_nodes_of(e), model.nodes_of(e), fields.data(), width, panel, gathered,
+            element_values.data() + static_cast<std::size_t>(i) * 6 * max_solid_nodes * panel);
+      }
       // Summation in element order into the node-major panel (rows of `panel` fields,
       // contiguous); the threads split each row's fields, so every sum keeps element order.
 #pragma omp parallel
@@ -332,34 +350,14 @@ NodalStressOperator nodal_stress_operator(const Model& model, const DofMap& dofs
     }
   }
 
-  // Element stress matrices [6 n, 3 n] (row-major: row 6 a + k, column 3 b + d) by linearity:
-  // column 3 b + d is the element's nodal stress for the unit displacement of its DOF (b, d)
-  // (solid_nodal_stress_matrix).
-  // Computed in parallel per chunk, summed in element order as nodal_stress sums.
-  constexpr int max_dofs = 3 * max_solid_nodes;
-  constexpr std::size_t matrix_size = 6 * max_solid_nodes * max_dofs;
+  // Element stress matrices computed in parallel per chunk, summed in element order as
+  // nodal_stress sums.
   // 512 elements: at most 512 * 57.6 kB (C3D20) of element matrices at a time.
   const std::size_t chunk = std::min<std::size_t>(512, std::max<std::size_t>(n_elements, 1));
   std::vector<double> element_matrix(chunk * matrix_size);
   for (std::size_t first = 0; first < n_elements; first += chunk) {
     const std::size_t last = std::min(first + chunk, n_elements);
-    parallel_over(
-        static_cast<std::int64_t>(last - first), model,
-        [&](std::int64_t i) { return first + static_cast<std::size_t>(i); },
-        [&](std::int64_t i) {
-          const std::size_t e = first + static_cast<std::size_t>(i);
-          const ElementType type = model.element_types[e];
-          if (!is_solid(type)) return;
-          const int n = model.n_nodes_of(e);
-          const auto* nodes = model.nodes_of(e);
-          double xyz[3 * max_solid_nodes];
-          for (int a = 0; a < n; ++a) {
-            for (int d = 0; d < 3; ++d) xyz[3 * a + d] = model.coordinates[nodes[a]][d];
-          }
-          solid_nodal_stress_matrix(type, xyz, model.material_of(e),
-                                    element_matrix.data() +
-                                        static_cast<std::size_t>(i) * matrix_size);
-        });
+    element_stress_matrices(model, first, last, element_matrix.data());
     for (std::size_t e = first; e < last; ++e) {
       if (!is_solid(model.element_types[e])) continue;
       const int n = model.n_nodes_of(e);

@@ -171,24 +171,17 @@ void SymmetricProduct::apply(const double* x, double* y, Eigen::Index ncols) con
     const std::int64_t begin = outer[i], end = outer[i + 1];
     double* out = y_rows + static_cast<std::size_t>(i) * b;
     std::size_t c = 0;
-    for (; c + 16 <= b; c += 16) product_row<16>(inner, values, begin, end, x_rows + c, b, out + c);
-    if (c + 12 <= b) {
-      product_row<12>(inner, values, begin, end, x_rows + c, b, out + c);
-      c += 12;
-    }
-    if (c + 8 <= b) {
-      product_row<8>(inner, values, begin, end, x_rows + c, b, out + c);
-      c += 8;
-    }
-    if (c + 4 <= b) {
-      product_row<4>(inner, values, begin, end, x_rows + c, b, out + c);
-      c += 4;
-    }
-    if (c + 2 <= b) {
-      product_row<2>(inner, values, begin, end, x_rows + c, b, out + c);
-      c += 2;
-    }
-    if (c < b) product_row<1>(inner, values, begin, end, x_rows + c, b, out + c);
+    const auto group = [&]<int W>() {
+      if (c + W > b) return;
+      product_row<W>(inner, values, begin, end, x_rows + c, b, out + c);
+      c += W;
+    };
+    while (c + 16 <= b) group.template operator()<16>();
+    group.template operator()<12>();
+    group.template operator()<8>();
+    group.template operator()<4>();
+    group.template operator()<2>();
+    group.template operator()<1>();
   };
   const bool parallel =
       static_cast<double>(full_.nonZeros()) * static_cast<double>(b) >= parallel_product_work;
