@@ -126,14 +126,22 @@ public:
         mw_(ops_, space.n, b),
         q_(ops_, space.n, b) {}
 
-  // w: [n, b] in: the block, out: Q. basis, mass_basis: [n, m]. c: [m, b], r:
-  // [b, b], mq: [n, b] = M Q. local_from: the first column of the local set
-  // (m: none).
   /// Passes over the whole basis so far (the starting block, with no basis, makes none).
   std::int64_t passes() const { return passes_; }
 
+  /// Basis columns [first, first + vectors.cols) with M times them: the local set.
+  struct Coupled {
+    Index first;
+    BlockView vectors, mass_vectors;
+  };
+
+  // w: [n, b] in: the block, out: Q. basis: [n, m]; mass_basis: M times it, or no columns when
+  // only the local set's M-products are kept (the whole-basis pass then takes its coefficients
+  // from V^T (M w), at one more M-product). c: [m, b], r: [b, b], mq: [n, b] = M Q (may be the
+  // storage of a local block's M-product: it is written after they are read). coupled: the
+  // local set, projected out first in pass 0 (empty: none).
   void run(BlockView w, BlockView basis, BlockView mass_basis, MatrixXd& c, MatrixXd& r,
-           BlockView mq, Index local_from) {
+           BlockView mq, const std::vector<Coupled>& coupled) {
     const Index n = w.rows, b = w.cols, m = basis.cols;
     c.setZero(m, b);
     r.setIdentity(b, b);
@@ -145,37 +153,57 @@ public:
     // recomputed.
     bool derived = false;
     constexpr int max_passes = 6;
+    const bool whole = mass_basis.cols == m;
+    // Whether mw = M w holds through the pass (updated alongside w).
+    bool current = false;
     const auto project = [&](const BlockView& vectors, const BlockView& mass_vectors) {
       d_.resize(vectors.cols, b);
       ops_.gemm_tn(1.0, mass_vectors, w, 0.0, d_.data(), d_.rows());
       ops_.gemm_nn(-1.0, vectors, d_.data(), d_.rows(), 1.0, w);
-      if (derived) ops_.gemm_nn(-1.0, mass_vectors, d_.data(), d_.rows(), 1.0, mw);
+      if (current) ops_.gemm_nn(-1.0, mass_vectors, d_.data(), d_.rows(), 1.0, mw);
+    };
+    const auto project_basis = [&] {
+      if (whole) {
+        project(basis, mass_basis);
+        return;
+      }
+      d_.resize(m, b);
+      ops_.gemm_tn(1.0, basis, mw, 0.0, d_.data(), d_.rows());
+      ops_.gemm_nn(-1.0, basis, d_.data(), d_.rows(), 1.0, w);
+      current = false;
     };
     // The block's squared M-norms before the whole-basis pass of pass 0, when
     // a local pass preceded it: W_before = W_after + V D with V M-orthonormal,
     // so G_before = G_after + D^T D.
     MatrixXd removed;
-    const bool local = m > 0 && local_from >= 0 && local_from < m;
+    const bool local = m > 0 && !coupled.empty();
     for (int pass = 0; pass < max_passes; ++pass) {
-      if (derived) ops_.copy(mq, mw);
+      current = derived;
+      if (derived) {
+        ops_.copy(mq, mw);
+      } else if (!whole && m > 0) {
+        space_.mass(w.data, mw.data, b);  // the whole-basis pass needs M w
+        current = true;
+      }
       if (pass == 0 && local) {
-        const Index count = m - local_from;
-        project(basis.columns(local_from, count), mass_basis.columns(local_from, count));
-        c.middleRows(local_from, count) += d_;  // r = I in pass 0
+        for (const Coupled& block : coupled) {
+          project(block.vectors, block.mass_vectors);
+          c.middleRows(block.first, block.vectors.cols) += d_;  // r = I in pass 0
+        }
       }
       if (deflate_.cols > 0) {
         project(deflate_, mass_deflate_);
         if (pass == 0 && local) removed = d_.transpose() * d_;
       }
       if (m > 0) {
-        project(basis, mass_basis);
+        project_basis();
         c.noalias() += d_ * r;
         if (pass == 0 && local) {
           if (removed.size() == 0) removed = MatrixXd::Zero(b, b);
           removed.noalias() += d_.transpose() * d_;
         }
       }
-      if (!derived) space_.mass(w.data, mw.data, b);
+      if (!current) space_.mass(w.data, mw.data, b);
       MatrixXd gram(b, b);
       ops_.gemm_tn(1.0, w, mw, 0.0, gram.data(), b);
       gram = 0.5 * (gram + gram.transpose()).eval();
@@ -308,12 +336,42 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
 
   BlockOrthonormaliser orthonormaliser(space, b, settings.deflate, settings.mass_deflate,
                                        settings.seed * 0x9E3779B97F4A7C15ull + 7);
-  // The basis (M-orthonormal columns) and M times it; owned apart so that the basis can be
-  // released before the result is copied out.
-  auto v_storage = std::make_unique<Storage>(ops, n, cap + b);
-  const auto mv_storage = std::make_unique<Storage>(ops, n, cap + b);
-  const Storage& v = *v_storage;
+  // The basis (M-orthonormal columns), and M times it: the whole basis, or its two latest
+  // blocks only (what the operator's input and the local pass need) when the whole would take
+  // more than half the free memory beside the basis.
+  BlockLanczosPairs out;
+  {
+    using MassBasis = BlockLanczosSettings::MassBasis;
+    const double basis_bytes = 8.0 * static_cast<double>(n) * static_cast<double>(cap + b);
+    out.whole_mass_basis =
+        settings.mass_basis == MassBasis::whole ||
+        (settings.mass_basis == MassBasis::automatic &&
+         (!ops.host_memory() ||
+          2.0 * basis_bytes <= 0.5 * static_cast<double>(CpuExecutor().free_bytes())));
+  }
+  const bool whole = out.whole_mass_basis;
+  const Storage v(ops, n, cap + b);
+  auto mv_storage = std::make_unique<Storage>(ops, n, whole ? cap + b : 2 * b);
   const Storage& mv = *mv_storage;
+  // With the latest blocks only: mv's two slots of b columns, and the basis column each slot's
+  // block starts at.
+  Index window_first[2] = {-1, -1};
+  const auto slot_of = [&](Index first) -> int {
+    for (int slot = 0; slot < 2; ++slot) {
+      if (window_first[slot] == first) return slot;
+    }
+    return -1;
+  };
+  // M times the basis block at column `first` (b columns).
+  const auto mass_block = [&](Index first) -> BlockView {
+    if (whole) return mv.columns(first, b);
+    const int slot = slot_of(first);
+    if (slot < 0) throw Error("modal solver: block Lanczos lost M times a basis block");
+    return mv.columns(slot * b, b);
+  };
+  const auto mass_basis = [&](Index columns) {
+    return whole ? mv.columns(0, columns) : mv.columns(0, 0);
+  };
   MatrixXd h = MatrixXd::Zero(cap + b, cap + b);
   const Storage w(ops, n, b);
   // Restart work: the new basis V[:, :p] = V[:, :k] Y is formed a slab of rows at a time, in
@@ -322,7 +380,6 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
   const Index slab = std::min(n, std::max<Index>(16384, (n + 15) / 16));
   std::unique_ptr<Storage> restart_work;  // [slab, cap], made at the first restart
   MatrixXd coefficients, coupling;
-  BlockLanczosPairs out;
   // The solves are timed to their end (device work is queued asynchronously).
   const auto solve = [&](const double* in, double* result) {
     const auto t = Clock::now();
@@ -341,12 +398,13 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
   fill_random(ops, w.view(), state);
   {
     auto t = Clock::now();
-    space.mass(w.column(0), mv.column(0), b);
+    window_first[0] = 0;
+    space.mass(w.column(0), mass_block(0).data, b);
     out.operator_seconds += seconds_since(t);
-    solve(mv.column(0), v.column(0));
+    solve(mass_block(0).data, v.column(0));
     t = Clock::now();
-    orthonormaliser.run(v.columns(0, b), v.columns(0, 0), mv.columns(0, 0), coefficients, coupling,
-                        mv.columns(0, b), 0);
+    orthonormaliser.run(v.columns(0, b), v.columns(0, 0), mass_basis(0), coefficients, coupling,
+                        mass_block(0), {});
     out.orthogonalisation_seconds += seconds_since(t);
   }
 
@@ -388,14 +446,32 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
     // Expand the basis block by block until it is full.
     Index converged = 0;
     while (k + b <= cap) {
-      solve(mv.column(k), w.column(0));  // W = (K - sigma M)^{-1} M V_r
+      solve(mass_block(k).data, w.column(0));  // W = (K - sigma M)^{-1} M V_r
       const auto t = Clock::now();
       // The columns T V_r couples to in exact arithmetic: those of its row in H (the previous
-      // block, or the unlocked kept Ritz vectors after a restart), and V_r itself.
+      // block, or the unlocked kept Ritz vectors after a restart), and V_r itself. With the
+      // latest blocks only, the local pass covers V_r and the previous block when coupled
+      // (after a restart the kept Ritz vectors are left to the whole-basis passes: that block
+      // takes two).
       Index local_from = k;
       while (local_from > 0 && !h.block(k, local_from - 1, b, 1).isZero(0.0)) --local_from;
-      orthonormaliser.run(w.view(), v.columns(0, k + b), mv.columns(0, k + b), coefficients,
-                          coupling, mv.columns(k + b, b), local_from);
+      std::vector<BlockOrthonormaliser::Coupled> coupled;
+      BlockView mq;
+      if (whole) {
+        coupled.push_back({local_from, v.columns(local_from, k + b - local_from),
+                           mv.columns(local_from, k + b - local_from)});
+        mq = mv.columns(k + b, b);
+      } else {
+        const int current = slot_of(k);
+        if (k >= b && local_from <= k - b && slot_of(k - b) >= 0) {
+          coupled.push_back({k - b, v.columns(k - b, b), mass_block(k - b)});
+        }
+        coupled.push_back({k, v.columns(k, b), mass_block(k)});
+        mq = mv.columns((1 - current) * b, b);  // the previous block's slot, read first
+      }
+      orthonormaliser.run(w.view(), v.columns(0, k + b), mass_basis(k + b), coefficients,
+                          coupling, mq, coupled);
+      if (!whole) window_first[1 - slot_of(k)] = k + b;
       ++out.blocks;
       out.orthogonalisation_seconds += seconds_since(t);
       // T V_r = V[:, :k+b] C + Q R: fill column block k of H (symmetric).
@@ -448,11 +524,21 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
       const BlockView work{restart_work->column(0), rows, p, rows};
       ops.gemm_nn(1.0, v.columns(0, k).row_block(first, rows), kept_y.data(), k, 0.0, work);
       ops.copy(work, v.columns(0, p).row_block(first, rows));
-      ops.gemm_nn(1.0, mv.columns(0, k).row_block(first, rows), kept_y.data(), k, 0.0, work);
-      ops.copy(work, mv.columns(0, p).row_block(first, rows));
+      if (whole) {
+        ops.gemm_nn(1.0, mv.columns(0, k).row_block(first, rows), kept_y.data(), k, 0.0, work);
+        ops.copy(work, mv.columns(0, p).row_block(first, rows));
+      }
     }
     ops.copy(v.columns(k, b), v.columns(p, b));  // p <= k - b: no overlap
-    ops.copy(mv.columns(k, b), mv.columns(p, b));
+    if (whole) {
+      ops.copy(mv.columns(k, b), mv.columns(p, b));
+    } else {
+      // M times the residual block stays in its slot; the other slot is no basis block now.
+      const int residual = slot_of(k);
+      if (residual < 0) throw Error("modal solver: block Lanczos lost M times a basis block");
+      window_first[residual] = p;
+      window_first[1 - residual] = -1;
+    }
     h.setZero();
     h.topLeftCorner(p, p).diagonal() = kept_theta;
     h.block(p, 0, b, p) = new_coupling;
@@ -471,18 +557,24 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
     wanted_y.col(j) = y.col(i);
     out.eigenvalues[j] = sigma + 1.0 / theta[i];
   }
-  // The Ritz vectors are formed in M v's storage (no longer needed), and the basis is released
-  // before the [n, nev] result is allocated: the result never sits beside both [n, cap + b]
-  // blocks (1.6 GB more at the peak at 1e6 equations and 200 modes).
-  const BlockView ritz = mv.columns(0, nev);
-  ops.gemm_nn(1.0, v.columns(0, k), wanted_y.data(), k, 0.0, ritz);
+  // M V is released and the Ritz vectors V[:, :nev] = V[:, :k] Y are formed in place, a slab of
+  // rows at a time (as a restart forms the kept vectors), then copied out: beside the basis
+  // only the [n, nev] result is allocated (never beside both [n, cap + b] blocks: 1.6 GB at 1e6
+  // equations and 200 modes).
+  mv_storage.reset();  // `mv` is not used below
+  if (!restart_work) restart_work = std::make_unique<Storage>(ops, slab, cap);
+  for (Index first = 0; first < n; first += slab) {
+    const Index rows = std::min(slab, n - first);
+    const BlockView work{restart_work->column(0), rows, nev, rows};
+    ops.gemm_nn(1.0, v.columns(0, k).row_block(first, rows), wanted_y.data(), k, 0.0, work);
+    ops.copy(work, v.columns(0, nev).row_block(first, rows));
+  }
   ops.synchronize();
-  v_storage.reset();  // `v` is not used below
   out.vectors.resize(n, nev);
   if (ops.host_memory()) {
-    std::copy(mv.column(0), mv.column(0) + n * nev, out.vectors.data());
+    std::copy(v.column(0), v.column(0) + n * nev, out.vectors.data());
   } else {
-    ops.download(ritz, out.vectors.data(), n);
+    ops.download(v.columns(0, nev), out.vectors.data(), n);
   }
   out.ritz_seconds += seconds_since(t);
   out.basis_passes = orthonormaliser.passes();
@@ -490,10 +582,10 @@ BlockLanczosPairs block_lanczos(const IterationSpace& space, const BlockLanczosS
       "modal: block Lanczos ({}): {} modes, block {}, basis {}, {} "
       "restarts, {} "
       "solves in {:.3f} s (solves {:.3f} s, orthogonalisation {:.3f} "
-      "s, {} passes over the basis for {} blocks, Ritz {:.3f} s)",
+      "s, {} passes over the basis for {} blocks, Ritz {:.3f} s; M times {})",
       settings.pass, nev, b, cap, out.restarts, out.solves, seconds_since(begin),
       out.operator_seconds, out.orthogonalisation_seconds, out.basis_passes, out.blocks,
-      out.ritz_seconds);
+      out.ritz_seconds, whole ? "the whole basis" : "the two latest blocks");
   return out;
 }
 

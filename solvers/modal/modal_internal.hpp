@@ -156,6 +156,10 @@ struct BlockLanczosSettings {
   /// Known M-orthonormal vectors [n, f] to keep out of the search space (deflation), and M
   /// times them, in the memory of the iteration's ops; f = 0 (the default) for none.
   kernels::BlockView deflate{}, mass_deflate{};
+  /// M times the basis: kept whole (no M-product beyond one per pass), or for the two latest
+  /// blocks only (half the basis memory, one more M-product per block); automatic: whole when
+  /// the basis and M times it take at most half the free host memory (always on a device).
+  enum class MassBasis { automatic, whole, latest_blocks } mass_basis = MassBasis::automatic;
 };
 
 /// Where the block iteration's vectors live (host memory for the CPU, device memory for CUDA)
@@ -182,6 +186,7 @@ struct BlockLanczosPairs {
   std::int64_t solves = 0;       ///< right-hand sides solved with the factor
   std::int64_t blocks = 0;       ///< blocks M-orthonormalised against the basis
   std::int64_t basis_passes = 0;  ///< Gram-Schmidt passes over the whole basis for them
+  bool whole_mass_basis = true;   ///< M times the whole basis was kept (else the latest blocks)
   double operator_seconds = 0.0;        ///< in the factor solves
   double orthogonalisation_seconds = 0.0;  ///< M-products, projections, intra-block QR
   double ritz_seconds = 0.0;               ///< projected eigenproblems, restarts
